@@ -1,0 +1,41 @@
+# Two commands on a fresh machine: `make run` (the example pipeline) and `make test` (the test suite).
+# Both create .venv and install the pinned dependencies when needed, and bedtools through apt when root.
+SHELL := /bin/bash
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-$(shell cat requirements.txt | cksum | cut -d' ' -f1)
+CORES ?= 2
+WHEELS := $(wildcard /opt/wheels)
+FIND_LINKS := $(if $(WHEELS),--find-links $(WHEELS),)
+
+.PHONY: setup bedtools run test lint report bench clean
+
+$(STAMP): requirements.txt
+	@test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install --quiet $(FIND_LINKS) -r requirements.txt
+	@rm -f $(VENV)/.installed-* && touch $@
+
+bedtools:
+	@command -v bedtools >/dev/null || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q bedtools; \
+	  else \
+	    echo "bedtools is missing: install it (Debian/Ubuntu: sudo apt-get install bedtools; conda: conda install -c bioconda bedtools) and rerun."; exit 1; \
+	  fi; }
+
+setup: $(STAMP) bedtools
+
+run: setup
+	$(VENV)/bin/snakemake --profile profiles/default --cores $(CORES)
+
+test: setup
+	$(VENV)/bin/python -m pytest workflow_tests
+
+lint: setup
+	$(VENV)/bin/snakemake --lint
+
+report: setup
+	$(VENV)/bin/snakemake --profile profiles/default --cores $(CORES) --report results/report.html
+
+clean:
+	rm -rf results .snakemake

@@ -1,0 +1,117 @@
+# Paths, input functions and wildcard constraints shared by every rule file.
+import os
+import re
+
+from snakemake.exceptions import WorkflowError
+
+RESULTS = config["results"]
+DATASETS = list(config["datasets"])
+
+# Files the `simulate` rule writes, relative to results/{ds}/simulated/.
+SIMULATED = {
+    "matrix": "outs/filtered_feature_bc_matrix.h5",
+    "labels": "labels.tsv",
+    "genes": "references/genes.gtf",
+    "bulk_rna": "references/bulk_rna.tsv",
+    "bulk_atac": "references/bulk_atac.bed",
+    "H3K4me3": "references/H3K4me3.bed",
+    "H3K27ac": "references/H3K27ac.bed",
+    "links": "truth/links.tsv",
+    "de_genes": "truth/de_genes.tsv",
+    "pseudotime": "truth/pseudotime.tsv",
+}
+SIMULATED_MARKS = ["H3K4me3", "H3K27ac"]
+# Labels of the simulator's continuous trajectory, root first.
+SIMULATED_TRAJECTORY = {"root_label": "T_early", "labels": ["T_early", "T_late"]}
+
+
+wildcard_constraints:
+    ds="|".join(map(re.escape, DATASETS)) if DATASETS else "NO_DATASET",
+
+
+def dataset(ds):
+    return config["datasets"][ds]
+
+
+def is_simulated(ds):
+    return dataset(ds)["technology"] == "simulated"
+
+
+def out(ds, *parts):
+    """Path of an output of dataset `ds` under the results folder."""
+    return os.path.join(RESULTS, ds, *parts)
+
+
+def simulated_file(ds, key):
+    return out(ds, "simulated", SIMULATED[key])
+
+
+def raw_input(ds):
+    """The dataset's input in its native layout (a file or a folder)."""
+    if is_simulated(ds):
+        return simulated_file(ds, "matrix")
+    return dataset(ds)["path"]
+
+
+def ingest_technology(ds):
+    # The simulator writes the Cell Ranger ARC layout, so the real 10x reader is exercised.
+    return "10x_multiome" if is_simulated(ds) else dataset(ds)["technology"]
+
+
+def labels_file(ds):
+    """The labels tsv of `ds`, or None."""
+    if is_simulated(ds):
+        return simulated_file(ds, "labels")
+    return dataset(ds).get("labels")
+
+
+def has_labels(ds):
+    return labels_file(ds) is not None
+
+
+def reference(ds, name):
+    """Path of reference `name` (genes, bulk_rna, bulk_atac, de_genes, links, pseudotime) or None."""
+    if is_simulated(ds):
+        return simulated_file(ds, name)
+    return dataset(ds).get("references", {}).get(name)
+
+
+def histone_marks(ds):
+    """Mark name -> BED path."""
+    if is_simulated(ds):
+        return {mark: simulated_file(ds, mark) for mark in SIMULATED_MARKS}
+    return dict(dataset(ds).get("references", {}).get("histone", {}))
+
+
+def trajectory(ds):
+    if is_simulated(ds):
+        return SIMULATED_TRAJECTORY
+    return dataset(ds).get("trajectory")
+
+
+def check_inputs_exist():
+    """Fail at parse time, with the dataset named, when a configured input is missing."""
+    for ds in DATASETS:
+        cfg = dataset(ds)
+        if is_simulated(ds) or cfg.get("url"):
+            continue  # produced by a rule
+        paths = {"path": cfg["path"], "labels": cfg.get("labels")}
+        paths.update({f"references.{k}": v for k, v in cfg.get("references", {}).items() if k != "histone"})
+        paths.update({f"references.histone.{k}": v for k, v in cfg.get("references", {}).get("histone", {}).items()})
+        for key, path in paths.items():
+            if path is not None and not os.path.exists(path):
+                raise WorkflowError(f"config: datasets.{ds}.{key}: {path} does not exist")
+
+
+check_inputs_exist()
+
+# Each stage adds its per-dataset targets here when it joins `rule all`.
+STAGE_TARGETS = []
+
+
+def all_targets():
+    targets = []
+    for ds in DATASETS:
+        for stage in STAGE_TARGETS:
+            targets.extend(stage(ds))
+    return targets
