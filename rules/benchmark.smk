@@ -1,0 +1,1 @@
+# rules for stage: benchmark (added when the stage lands)

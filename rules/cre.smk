@@ -1,0 +1,1 @@
+# rules for stage: cre (added when the stage lands)

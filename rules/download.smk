@@ -1,0 +1,1 @@
+# rules for stage: download (added when the stage lands)

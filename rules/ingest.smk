@@ -1,0 +1,1 @@
+# rules for stage: ingest (added when the stage lands)

@@ -1,0 +1,1 @@
+# rules for stage: model (added when the stage lands)

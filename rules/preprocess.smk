@@ -1,0 +1,1 @@
+# rules for stage: preprocess (added when the stage lands)

@@ -1,0 +1,1 @@
+# rules for stage: report (added when the stage lands)

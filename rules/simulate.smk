@@ -1,0 +1,1 @@
+# rules for stage: simulate (added when the stage lands)

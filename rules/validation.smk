@@ -1,0 +1,1 @@
+# rules for stage: validation (added when the stage lands)
