@@ -5,7 +5,12 @@ from snakemake.utils import min_version, validate
 min_version("9.0")
 
 
-configfile: "config/config.yaml"
+# The example config is the default; a --configfile given on the command line replaces it (instead of being
+# merged into it, which would add the example dataset to every user's run).
+if not config:
+
+    configfile: "config/config.yaml"
+
 
 
 validate(config, "config/schemas/config.schema.yaml")
