@@ -7,7 +7,7 @@ min_version("9.0")
 
 # The example config is the default; a --configfile given on the command line replaces it (instead of being
 # merged into it, which would add the example dataset to every user's run).
-if not config:
+if not workflow.config_settings.configfiles:
 
     configfile: "config/config.yaml"
 
