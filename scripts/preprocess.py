@@ -1,0 +1,20 @@
+"""Rule `preprocess`: QC filtering, RNA log-normalisation/HVG/PCA, ATAC TF-IDF/LSI."""
+import mudata as md
+
+from scmvp.errors import InputError
+from scmvp.preprocessing import preprocess
+from scmvp.rule import log, run, write_h5mu
+
+
+def main(smk):
+    path = smk.input.mdata
+    try:
+        mdata = md.read_h5mu(path)
+    except (OSError, KeyError, ValueError) as err:
+        raise InputError(path, f"cannot read as MuData: {err}") from err
+    report = preprocess(mdata, dict(smk.params.qc), seed=int(smk.params.seed), path=path)
+    log.info("kept %d cells, %d genes, %d peaks", report["cells_out"], report["genes_out"], report["peaks_out"])
+    write_h5mu(mdata, smk.output.mdata)
+
+
+run(main, snakemake)  # noqa: F821 - injected by Snakemake

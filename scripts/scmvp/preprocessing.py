@@ -1,0 +1,261 @@
+"""Quality control and normalisation of a paired MuData (the `preprocess` stage).
+
+Input: the ``ingested.h5mu`` contract (mods ``rna`` and ``atac``, raw integer counts in ``X``).
+Output (:func:`preprocess`):
+
+* cells that pass QC in BOTH modalities (``mu.pp.intersect_obs``), genes and peaks seen in enough cells;
+* ``rna.layers["counts"]``, ``atac.layers["counts"]``: the raw counts (CSR);
+* ``rna.X``: log-normalised (scanpy ``normalize_total`` + ``log1p``); ``rna.var["highly_variable"]``
+  (scanpy, ``flavor="seurat_v3"`` on the counts); ``rna.obsm["X_pca"]`` (on the highly variable genes);
+* ``atac.X`` and ``atac.layers["tfidf"]``: TF-IDF (muon); ``atac.obsm["X_lsi"]`` (muon LSI);
+  ``atac.var["highly_accessible"]``: the peaks open in the most cells;
+* QC metrics: ``rna.obs`` ``n_counts``, ``n_genes``, ``mito_fraction``; ``atac.obs`` ``n_counts``,
+  ``n_peaks``; ``.var["n_cells"]`` in both.
+
+All QC-passing genes and peaks are kept (the flags only mark them): the model decides what it uses.
+"""
+from __future__ import annotations
+
+import contextlib
+import functools
+import logging
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.sparse as sp
+
+from .errors import InputError
+
+log = logging.getLogger("scmvp.preprocessing")
+
+MITO_PREFIXES = ("MT-", "mt-")
+
+
+@dataclass
+class QCConfig:
+    min_genes_per_cell: int = 200
+    min_peaks_per_cell: int = 200
+    max_genes_per_cell: int | None = None
+    min_cells_per_gene: int = 3
+    min_cells_per_peak: int = 3
+    max_mito_fraction: float = 0.2
+    n_top_genes: int = 2000
+    n_top_peaks: int = 20000
+    n_lsi_components: int = 30
+    n_pcs: int = 30
+
+    @classmethod
+    def from_config(cls, qc: dict | None) -> "QCConfig":
+        known = {k: v for k, v in (qc or {}).items() if k in cls.__dataclass_fields__}
+        return cls(**known)
+
+    def describe(self) -> str:
+        return (f"qc.min_genes_per_cell={self.min_genes_per_cell}, qc.min_peaks_per_cell={self.min_peaks_per_cell}, "
+                f"qc.max_genes_per_cell={self.max_genes_per_cell}, qc.max_mito_fraction={self.max_mito_fraction}, "
+                f"qc.min_cells_per_gene={self.min_cells_per_gene}, qc.min_cells_per_peak={self.min_cells_per_peak}")
+
+
+def _csr(x):
+    return x.tocsr() if sp.issparse(x) else sp.csr_matrix(x)
+
+
+def check_counts(adata, modality: str, path=None):
+    """Raise InputError unless ``adata.X`` holds finite, non-negative, integer-valued counts."""
+    x = adata.X
+    values = x.data if sp.issparse(x) else np.asarray(x)
+    if values.size == 0:
+        return
+    if np.issubdtype(values.dtype, np.floating):
+        n_nan = int(np.isnan(values).sum())
+        if n_nan:
+            raise InputError(path, f"modality {modality}: the counts contain {n_nan} NaN value(s); "
+                                   "give raw counts without missing values")
+        if not np.isfinite(values).all():
+            raise InputError(path, f"modality {modality}: the counts contain infinite values")
+        if not np.all(values == np.round(values)):
+            raise InputError(path, f"modality {modality}: the counts are not integers (normalised data?); "
+                                   "give raw counts")
+    if (values < 0).any():
+        raise InputError(path, f"modality {modality}: the counts contain negative values; give raw counts")
+
+
+def qc_metrics(rna, atac):
+    """Per-cell and per-feature QC metrics, written into obs / var (counts in ``X``, CSR, no explicit zeros)."""
+    for adata, detected_name in ((rna, "n_genes"), (atac, "n_peaks")):
+        x = adata.X
+        adata.obs["n_counts"] = np.asarray(x.sum(axis=1)).ravel().astype(np.float64)
+        adata.obs[detected_name] = np.diff(x.indptr).astype(np.int64)
+        adata.var["n_cells"] = np.bincount(x.indices, minlength=x.shape[1]).astype(np.int64)
+    mito = rna.var_names.str.startswith(MITO_PREFIXES)
+    rna.var["mito"] = mito
+    mito_counts = np.asarray(rna.X[:, np.flatnonzero(mito)].sum(axis=1)).ravel() if mito.any() else 0.0
+    rna.obs["mito_fraction"] = mito_counts / np.maximum(rna.obs["n_counts"].to_numpy(), 1.0)
+
+
+def _cell_masks(rna, atac, qc: QCConfig):
+    n_genes = rna.obs["n_genes"].to_numpy()
+    # an empty cell or feature would divide by zero in normalize_total / TF-IDF: at least 1, whatever the config
+    masks = {
+        "min_genes_per_cell": n_genes >= max(1, qc.min_genes_per_cell),
+        "max_genes_per_cell": (n_genes <= qc.max_genes_per_cell) if qc.max_genes_per_cell is not None
+        else np.ones(rna.n_obs, bool),
+        "max_mito_fraction": rna.obs["mito_fraction"].to_numpy() <= qc.max_mito_fraction,
+        "min_peaks_per_cell": atac.obs["n_peaks"].to_numpy() >= max(1, qc.min_peaks_per_cell),
+    }
+    return masks
+
+
+def filter_cells_and_features(mdata, qc: QCConfig, path=None, max_rounds: int = 10):
+    """Filter cells (both modalities must pass) and features in place until every threshold holds.
+
+    Removing rare features can push a cell under its threshold and removing cells can make a feature rare,
+    so the two filters alternate until nothing changes. Returns a dict of what was removed.
+    """
+    import muon as mu
+
+    rna, atac = mdata.mod["rna"], mdata.mod["atac"]
+    report = {"cells_in": mdata.n_obs, "genes_in": rna.n_vars, "peaks_in": atac.n_vars}
+    removed_by = {}
+    for _ in range(max_rounds):
+        rna, atac = mdata.mod["rna"], mdata.mod["atac"]
+        qc_metrics(rna, atac)
+        masks = _cell_masks(rna, atac, qc)
+        for name, mask in masks.items():
+            removed_by[name] = removed_by.get(name, 0) + int((~mask).sum())
+        rna_keep = masks["min_genes_per_cell"] & masks["max_genes_per_cell"] & masks["max_mito_fraction"]
+        atac_keep = masks["min_peaks_per_cell"]
+        gene_keep = rna.var["n_cells"].to_numpy() >= max(1, qc.min_cells_per_gene)
+        peak_keep = atac.var["n_cells"].to_numpy() >= max(1, qc.min_cells_per_peak)
+        if rna_keep.all() and atac_keep.all() and gene_keep.all() and peak_keep.all():
+            break
+        if not (rna_keep & atac_keep).any():
+            raise InputError(path, f"no cells left after QC ({mdata.n_obs} cells before; failing "
+                                   + ", ".join(f"{k}: {v}" for k, v in removed_by.items() if v)
+                                   + f"). Lower the thresholds in the config: {qc.describe()}")
+        if not gene_keep.any() or not peak_keep.any():
+            what = "genes" if not gene_keep.any() else "peaks"
+            raise InputError(path, f"no {what} left after QC; lower qc.min_cells_per_gene / "
+                                   f"qc.min_cells_per_peak ({qc.describe()})")
+        mu.pp.filter_obs(rna, rna_keep)
+        mu.pp.filter_obs(atac, atac_keep)
+        mu.pp.filter_var(rna, gene_keep)
+        mu.pp.filter_var(atac, peak_keep)
+        mdata.update()
+        mu.pp.intersect_obs(mdata)
+    else:
+        log.warning("QC filtering did not settle after %d rounds", max_rounds)
+    report.update(cells_out=mdata.n_obs, genes_out=mdata.mod["rna"].n_vars, peaks_out=mdata.mod["atac"].n_vars,
+                  cells_failing=removed_by)
+    return report
+
+
+def normalise_rna(rna, qc: QCConfig, seed: int = 0):
+    """counts layer, seurat_v3 HVGs on counts, normalize_total + log1p, PCA on the HVGs (in place)."""
+    import scanpy as sc
+
+    rna.layers["counts"] = rna.X.copy()
+    n_top = min(qc.n_top_genes, rna.n_vars)
+    try:
+        sc.pp.highly_variable_genes(rna, flavor="seurat_v3", n_top_genes=n_top, layer="counts")
+    except ValueError as err:  # loess can fail on very small or degenerate data
+        log.warning("seurat_v3 highly variable genes failed (%s); ranking genes by normalised dispersion", err)
+        _hvg_by_dispersion(rna, n_top)
+    sc.pp.normalize_total(rna, target_sum=1e4)
+    sc.pp.log1p(rna)
+    n_hvg = int(rna.var["highly_variable"].sum())
+    n_comps = max(1, min(qc.n_pcs, rna.n_obs - 1, n_hvg - 1))
+    sc.tl.pca(rna, n_comps=n_comps, mask_var="highly_variable", random_state=seed, svd_solver="arpack")
+
+
+def _hvg_by_dispersion(rna, n_top):
+    x = rna.layers["counts"]
+    mean = np.asarray(x.mean(axis=0)).ravel()
+    sq = np.asarray(x.multiply(x).mean(axis=0)).ravel()
+    dispersion = (sq - mean ** 2) / np.maximum(mean, 1e-12)
+    order = np.argsort(-dispersion, kind="stable")
+    flag = np.zeros(rna.n_vars, bool)
+    flag[order[:n_top]] = True
+    rna.var["highly_variable"] = flag
+    rna.var["highly_variable_rank"] = np.argsort(order).astype(float)
+
+
+def normalise_atac(atac, qc: QCConfig, seed: int = 0):
+    """counts layer, TF-IDF and LSI through muon, most-accessible peaks flagged (in place)."""
+    import muon as mu
+
+    atac.layers["counts"] = atac.X.copy()
+    atac.X = atac.X.astype(np.float32)
+    mu.atac.pp.tfidf(atac, log_tf=True, log_idf=True, scale_factor=1e4)
+    atac.X = _csr(atac.X)
+    atac.layers["tfidf"] = atac.X.copy()
+    n_comps = max(1, min(qc.n_lsi_components, atac.n_obs - 1, atac.n_vars - 1))
+    with _seeded_svds(seed):
+        mu.atac.tl.lsi(atac, n_comps=n_comps)
+    _orient_lsi(atac)
+    n_cells = atac.var["n_cells"].to_numpy()
+    order = np.argsort(-n_cells, kind="stable")
+    flag = np.zeros(atac.n_vars, bool)
+    flag[order[: min(qc.n_top_peaks, atac.n_vars)]] = True
+    atac.var["highly_accessible"] = flag
+
+
+@contextlib.contextmanager
+def _seeded_svds(seed: int):
+    """Seed the ARPACK start vector of muon's LSI.
+
+    ``mu.atac.tl.lsi`` calls scipy's ``svds`` without a seed, which starts from a fresh random vector on
+    every call: signs and the last digits then change from run to run.
+    """
+    import muon._atac.tools as atac_tools
+
+    original = getattr(atac_tools, "svds", None)
+    if original is None:  # muon changed its internals: run unseeded rather than fail
+        log.warning("could not seed muon's LSI; its numbers may differ slightly between runs")
+        yield
+        return
+    atac_tools.svds = functools.partial(original, rng=seed)
+    try:
+        yield
+    finally:
+        atac_tools.svds = original
+
+
+def _orient_lsi(atac):
+    """Sign convention: each component's largest loading is positive (SVD signs are arbitrary)."""
+    loadings = atac.varm["LSI"]
+    signs = np.sign(loadings[np.argmax(np.abs(loadings), axis=0), np.arange(loadings.shape[1])])
+    signs[signs == 0] = 1
+    atac.varm["LSI"] = loadings * signs
+    atac.obsm["X_lsi"] = atac.obsm["X_lsi"] * signs
+
+
+def preprocess(mdata, qc: QCConfig | dict | None = None, seed: int = 0, path=None):
+    """QC-filter and normalise ``mdata`` (MuData with ``rna`` and ``atac``) in place; returns a QC report."""
+    with warnings.catch_warnings():
+        # mudata announces a future change of .update() on every call; it does not concern what we pull
+        warnings.filterwarnings("ignore", message=r"From 0\.4 \.update\(\)", category=FutureWarning)
+        return _preprocess(mdata, qc, seed, path)
+
+
+def _preprocess(mdata, qc, seed, path):
+    qc = qc if isinstance(qc, QCConfig) else QCConfig.from_config(qc)
+    for name in ("rna", "atac"):
+        if name not in mdata.mod:
+            raise InputError(path, f"modality {name!r} is missing (found: {', '.join(mdata.mod)})")
+        adata = mdata.mod[name]
+        adata.X = _csr(adata.X)
+        adata.X.eliminate_zeros()
+        check_counts(adata, name, path)
+    if mdata.mod["rna"].n_obs != mdata.mod["atac"].n_obs or not np.array_equal(
+            mdata.mod["rna"].obs_names, mdata.mod["atac"].obs_names):
+        import muon as mu
+
+        mu.pp.intersect_obs(mdata)
+    report = filter_cells_and_features(mdata, qc, path)
+    log.info("QC: %s", report)
+    normalise_rna(mdata.mod["rna"], qc, seed)
+    normalise_atac(mdata.mod["atac"], qc, seed)
+    mdata.update()
+    mdata.uns["qc"] = {k: (v if v is not None else "none") for k, v in qc.__dict__.items()}
+    return report
