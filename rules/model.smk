@@ -1,1 +1,57 @@
-# rules for stage: model (added when the stage lands)
+# Stage: model. Train scMVP on the preprocessed paired data, then embed, cluster and impute every cell.
+# GPU: `resources: gpu` is 1 when model.device is "cuda" (0 otherwise); the SLURM profile maps it to a
+# GPU request (e.g. --gres=gpu:1). Checkpoints (results/{ds}/scmvp/checkpoints/last.pt, one per epoch) are
+# not declared outputs, so Snakemake never deletes them: a killed `train` job resumes when rerun.
+
+
+rule train:
+    input:
+        mdata=out("{ds}", "preprocessed.h5mu"),
+    output:
+        model=out("{ds}", "scmvp", "model.pt"),
+        history=out("{ds}", "scmvp", "history.tsv"),
+    params:
+        model=config["model"],
+        checkpoints=lambda wildcards: out(wildcards.ds, "scmvp", "checkpoints"),
+    log:
+        out("{ds}", "logs", "train.log"),
+    benchmark:
+        out("{ds}", "benchmarks", "train.tsv")
+    conda:
+        "../envs/model.yaml"
+    threads: config["model"]["threads"]
+    resources:
+        # sparse input in memory + the network; dense only per minibatch
+        mem_mb=lambda wildcards, input: max(4000, int(6 * input.size_mb) + 2000),
+        runtime=720,
+        gpu=1 if config["model"]["device"] == "cuda" else 0,
+    script:
+        "../scripts/train.py"
+
+
+rule impute:
+    input:
+        mdata=out("{ds}", "preprocessed.h5mu"),
+        model=out("{ds}", "scmvp", "model.pt"),
+    output:
+        mdata=out("{ds}", "imputed.h5mu"),
+    params:
+        device=config["model"]["device"],
+        chunk_size=config["model"]["impute_chunk_size"],
+    log:
+        out("{ds}", "logs", "impute.log"),
+    benchmark:
+        out("{ds}", "benchmarks", "impute.tsv")
+    conda:
+        "../envs/model.yaml"
+    threads: config["model"]["threads"]
+    resources:
+        # one chunk of imputed values in memory at a time
+        mem_mb=lambda wildcards, input: max(4000, int(6 * input.size_mb) + 2000),
+        runtime=120,
+        gpu=1 if config["model"]["device"] == "cuda" else 0,
+    script:
+        "../scripts/impute.py"
+
+
+STAGE_TARGETS.append(lambda ds: [out(ds, "imputed.h5mu")])

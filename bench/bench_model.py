@@ -1,0 +1,101 @@
+"""scMVP training throughput and memory, and the peak memory of chunked imputation.
+
+    .venv/bin/python bench/bench_model.py [--cells 1000 10000 50000] [--epochs 2] [--impute-cells 10000]
+                                          [--impute-peaks 100000] [--threads 2] [--skip-impute]
+
+Each measurement runs in its own process so that its peak RSS (ru_maxrss) is its own. Training data:
+random sparse counts (RNA 2,000 genes ~10% non-zero, ATAC 20,000 peaks ~3% non-zero); throughput is
+cells x epochs / s of training (validation included). Imputation: 10k cells x 100k peaks written to a
+temporary imputed.h5mu in chunks (an untrained model: the memory does not depend on the weights).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def random_paired(n_cells, n_genes, n_peaks, seed=0, rna_density=0.1, atac_density=0.03):
+    import numpy as np
+    import pandas as pd
+    import scipy.sparse as sp
+
+    rng = np.random.default_rng(seed)
+    rna = sp.random(n_cells, n_genes, density=rna_density, format="csr", random_state=rng,
+                    data_rvs=lambda n: rng.integers(1, 20, n)).astype(np.float32)
+    atac = sp.random(n_cells, n_peaks, density=atac_density, format="csr", random_state=rng,
+                     data_rvs=lambda n: rng.integers(1, 3, n)).astype(np.float32)
+    var = pd.DataFrame({"chrom": [f"chr{1 + i * 5 // n_peaks}" for i in range(n_peaks)],
+                        "start": np.arange(n_peaks) * 1000, "end": np.arange(n_peaks) * 1000 + 500},
+                       index=[f"peak{i}" for i in range(n_peaks)])
+    return rna, atac, var
+
+
+def child_train(n_cells, epochs, threads):
+    from scmvp.model import SCMVP
+
+    rna, atac, var = random_paired(n_cells, 2000, 20000)
+    model = SCMVP(rna, atac, var, {"n_epochs": epochs, "warmup_epochs": 1, "kl_warmup_epochs": 1,
+                                   "cycle_start_epoch": 1, "n_components": 5, "device": "cpu", "threads": threads})
+    start = time.perf_counter()
+    model.train(progress=False)
+    seconds = time.perf_counter() - start
+    return {"cells": n_cells, "epochs": epochs, "seconds": seconds, "cells_epochs_per_s": n_cells * epochs / seconds}
+
+
+def child_impute(n_cells, n_peaks, threads):
+    import anndata as ad
+    import mudata as md
+
+    from scmvp.model import SCMVP
+    from scmvp.model.imputation import write_imputed
+
+    rna, atac, var = random_paired(n_cells, 2000, n_peaks, atac_density=0.01)
+    mdata = md.MuData({"rna": ad.AnnData(rna.copy(), layers={"counts": rna}),
+                       "atac": ad.AnnData(atac.copy(), var=var, layers={"counts": atac})})
+    model = SCMVP.from_mudata(mdata, {"device": "cpu", "threads": threads, "impute_chunk_size": 512})
+    with tempfile.TemporaryDirectory(dir="/tmp") as tmp:
+        start = time.perf_counter()
+        write_imputed(model, mdata, Path(tmp) / "imputed.h5mu")
+        seconds = time.perf_counter() - start
+        size_gb = (Path(tmp) / "imputed.h5mu").stat().st_size / 2**30
+    return {"cells": n_cells, "peaks": n_peaks, "seconds": seconds, "file_GiB": size_gb}
+
+
+def in_child(kind, *args):
+    code = (f"import sys, json, resource; sys.path[:0] = [{str(REPO / 'scripts')!r}, {str(REPO / 'bench')!r}]; "
+            f"import bench_model as b; r = b.child_{kind}(*{args!r}); "
+            "r['peak_rss_GiB'] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20; print(json.dumps(r))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--cells", type=int, nargs="+", default=[1000, 10000, 50000])
+    parser.add_argument("--epochs", type=int, default=2)
+    parser.add_argument("--impute-cells", type=int, default=10000)
+    parser.add_argument("--impute-peaks", type=int, default=100000)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--skip-impute", action="store_true")
+    args = parser.parse_args(argv)
+    print("what\tcells\tepochs_or_peaks\tseconds\tcells_epochs_per_s\tpeak_rss_GiB", flush=True)
+    for n in args.cells:
+        r = in_child("train", n, args.epochs, args.threads)
+        print(f"train\t{n}\t{args.epochs}\t{r['seconds']:.1f}\t{r['cells_epochs_per_s']:.1f}\t{r['peak_rss_GiB']:.2f}",
+              flush=True)
+    if not args.skip_impute:
+        r = in_child("impute", args.impute_cells, args.impute_peaks, args.threads)
+        print(f"impute\t{r['cells']}\t{r['peaks']}\t{r['seconds']:.1f}\t-\t{r['peak_rss_GiB']:.2f}"
+              f"\t(file {r['file_GiB']:.2f} GiB)", flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,125 @@
+"""scMVP on real sci-CAR A549 (0h/1h/3h dexamethasone): ARI/NMI of KMeans(k=3) on X_scmvp over seeds,
+training seconds, mixture components used, and ablations.
+
+    .venv/bin/python bench/bench_scicar.py [--seeds 0 1 2 3 4] [--ablations] [--epochs N] [--threads 2]
+
+Prints one tab-separated row per (variant, seed) and a summary per variant (mean +- sd).
+"""
+from __future__ import annotations
+
+import argparse
+import gzip
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import scipy.io
+import scipy.sparse as sp
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "scripts"))
+VERBOSE = True
+DATA = (REPO / ".." / "shared" / "data" / "scicar_a549").resolve()
+
+ABLATIONS = {
+    "full": {},
+    "normal_prior": {"prior": "normal"},
+    "mlp_encoders": {"rna_encoder": "mlp", "atac_encoder": "mlp"},
+    "no_cycle": {"cycle": False},
+    "no_guidance": {"cluster_guidance": False},
+}
+
+
+def read_mtx(folder):
+    with gzip.open(folder / "matrix.mtx.gz") as fh:
+        m = sp.csr_matrix(scipy.io.mmread(fh).T, dtype=np.float32)    # cells x features
+    features = pd.read_csv(folder / "features.tsv", sep="\t", header=None)[0].astype(str).to_numpy()
+    barcodes = pd.read_csv(folder / "barcodes.tsv", sep="\t", header=None)[0].astype(str).to_numpy()
+    return m, features, barcodes
+
+
+def load_scicar(data=DATA):
+    rna, genes, rna_bc = read_mtx(data / "rna")
+    atac, peaks, atac_bc = read_mtx(data / "atac")
+    assert (rna_bc == atac_bc).all()
+    parts = pd.Series(peaks).str.rsplit("-", n=2, expand=True)
+    atac_var = pd.DataFrame({"chrom": "chr" + parts[0], "start": parts[1].astype(int), "end": parts[2].astype(int)})
+    labels = pd.read_csv(data / "labels.tsv", sep="\t").set_index("barcode").loc[rna_bc, "label"].to_numpy()
+    return rna, atac, atac_var, genes, labels
+
+
+def evaluate(latent, labels, seed, k=3):
+    from sklearn.cluster import KMeans
+    from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
+
+    pred = KMeans(k, n_init=10, random_state=seed).fit_predict(latent)
+    return adjusted_rand_score(labels, pred), normalized_mutual_info_score(labels, pred)
+
+
+def run(config, seed, data):
+    from scmvp.model import SCMVP
+
+    rna, atac, atac_var, genes, labels = data
+    model = SCMVP(rna, atac, atac_var, dict(config, seed=seed), gene_names=genes)
+    trace = []          # (epoch, training seconds so far, ARI): time spent evaluating is not counted
+    clock = {"start": time.perf_counter(), "paused": 0.0}
+
+    def on_epoch_end(epoch, m):
+        t0 = time.perf_counter()
+        ari_e, _ = evaluate(m.get_latent(), labels, seed)
+        trace.append((epoch, t0 - clock["start"] - clock["paused"], ari_e))
+        if VERBOSE:
+            print(f"#   epoch {epoch} t={trace[-1][1]:.0f}s ARI={ari_e:.3f} K={m.module.n_components}",
+                  file=sys.stderr, flush=True)
+        clock["paused"] += time.perf_counter() - t0
+
+    history = model.train(progress=False, on_epoch_end=on_epoch_end)
+    seconds = time.perf_counter() - clock["start"] - clock["paused"]
+    reached = next((t for _, t, a in trace if a >= 0.63), float("nan"))
+    latent = model.get_latent()
+    ari, nmi = evaluate(latent, labels, seed)
+    n_used = len(np.unique(model.get_clusters(latent))) if model.module.prior is not None else 1
+    return {"ari": ari, "nmi": nmi, "seconds": seconds, "epochs": len(history), "seconds_to_0.63": reached,
+            "n_components": model.module.n_components or 1, "components_used": n_used,
+            "params_M": model.n_parameters() / 1e6}
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
+    parser.add_argument("--ablations", action="store_true", help="also run the ablation variants")
+    parser.add_argument("--variants", nargs="+", default=None, help=f"subset of {list(ABLATIONS)}")
+    parser.add_argument("--set", nargs="*", default=[], help="model config overrides key=value (YAML values)")
+    parser.add_argument("--threads", type=int, default=2)
+    args = parser.parse_args(argv)
+    import torch
+    import yaml
+
+    torch.set_num_threads(args.threads)
+    base = {"device": "cpu", "threads": args.threads}
+    for item in args.set:
+        key, value = item.split("=", 1)
+        base[key] = yaml.safe_load(value)
+    data = load_scicar()
+    variants = args.variants or (list(ABLATIONS) if args.ablations else ["full"])
+    rows = []
+    print("variant\tseed\tari\tnmi\tseconds\tseconds_to_0.63\tepochs\tn_components\tcomponents_used\tparams_M",
+          flush=True)
+    for variant in variants:
+        for seed in args.seeds:
+            r = run(dict(base, **ABLATIONS[variant]), seed, data)
+            rows.append(dict(variant=variant, seed=seed, **r))
+            print(f"{variant}\t{seed}\t{r['ari']:.3f}\t{r['nmi']:.3f}\t{r['seconds']:.1f}\t{r['seconds_to_0.63']:.1f}\t{r['epochs']}\t"
+                  f"{r['n_components']}\t{r['components_used']}\t{r['params_M']:.2f}", flush=True)
+    df = pd.DataFrame(rows)
+    print("\nsummary (mean +- sd over seeds)")
+    for variant, g in df.groupby("variant", sort=False):
+        print(f"{variant}: ARI {g.ari.mean():.3f} +- {g.ari.std(ddof=1) if len(g) > 1 else 0:.3f}, "
+              f"NMI {g.nmi.mean():.3f} +- {g.nmi.std(ddof=1) if len(g) > 1 else 0:.3f}, "
+              f"train {g.seconds.mean():.1f} s, components used {g.components_used.tolist()}")
+
+
+if __name__ == "__main__":
+    main()

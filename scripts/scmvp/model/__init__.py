@@ -1,0 +1,30 @@
+"""The scMVP model (PyTorch), implemented from the paper (Li et al., Genome Biology 2022).
+
+Modules: `distributions` (NB / ZIP log-likelihoods, Gaussian and VaDE GMM KL terms), `module` (network),
+`data` (sparse CSR minibatching), `trainer` (training loop, checkpoints), `scmvp` (user class
+:class:`SCMVP`), `imputation` (chunked writing of imputed.h5mu).
+
+Design choices worth knowing:
+
+* ATAC encoder: peaks sorted by (chrom, start) and cut into `n_tokens` contiguous windows; a token is the
+  sum over its peaks of value x per-peak vector (`F.embedding_bag` over the minibatch's nonzeros, so no
+  dense cells x peaks input), + a learned position; pre-LN transformer blocks; mean pool. Input values:
+  log1p(count / cell total x idf x 1e4) (TF-IDF-like, per cell; idf from the training cells).
+* RNA encoder: mask attention over each cell's `top_genes_attended` highest log-normalised genes (unexpressed
+  genes masked), learned per-head queries, keys/values = gene embedding + value embedding (linear in the
+  expression value, with a per-gene slope for the values).
+* Prior: N(0, I) for `warmup_epochs`, then a GMM fitted (sklearn, diagonal) on the warm-up latent means, its
+  variances widened by the mean posterior variance; pi, mu_c, log sigma_c^2 then learned by gradient.
+  `n_components: auto` = number of Leiden clusters (kNN graph, resolution 1) of the warm-up latent.
+* Cluster guidance: p(c|z) weights learned cluster embeddings, gated by the decoder state, added to the
+  decoders' hidden layer. ZIP dropout logits = per-peak logit + per-cell offset (cheaper than a second
+  hidden x peaks head).
+* Cycle: single-modality encoders q(z|x), q(z|y) are trained at every epoch on the real inputs to match the
+  joint posterior (KL(stop_grad q(z|x,y) || q(z|.)), the `align` term); from `cycle_start_epoch` the decoded
+  means pass through them and KL(q(z|x,y) || q(z|x_hat)) + KL(q(z|x,y) || q(z|y_hat)) is added (`cycle`).
+* Imputation: RNA = NB means at library 1e4; ATAC = P(y > 0) of the ZIP at the median ATAC library size;
+  both dense float32, written chunk by chunk into the output HDF5 (never all cells x peaks in memory).
+"""
+from .scmvp import SCMVP, model_config, model_defaults
+
+__all__ = ["SCMVP", "model_config", "model_defaults"]

@@ -1,0 +1,89 @@
+"""Log-likelihoods and KL divergences of the scMVP objective (pure functions of tensors).
+
+Every function returns one value per cell (summed over features / latent dimensions).
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+
+LOG_2PI = math.log(2.0 * math.pi)
+
+
+def log_nb(x, mean, theta, eps: float = 1e-8):
+    """log NB(x | mean, inverse dispersion theta), elementwise.
+
+    Parametrisation: Var = mean + mean^2 / theta (scipy: nbinom(n=theta, p=theta / (theta + mean))).
+    """
+    log_theta_mean = torch.log(theta + mean + eps)
+    return (torch.lgamma(x + theta) - torch.lgamma(theta) - torch.lgamma(x + 1.0)
+            + theta * (torch.log(theta + eps) - log_theta_mean)
+            + x * (torch.log(mean + eps) - log_theta_mean))
+
+
+def log_zip(y, rate, dropout_logits, eps: float = 1e-8):
+    """log ZIP(y | rate, pi), elementwise, with pi = sigmoid(dropout_logits) the zero-inflation probability.
+
+    p(0) = pi + (1 - pi) exp(-rate); p(y > 0) = (1 - pi) Poisson(y | rate).
+    """
+    log_pi = -F.softplus(-dropout_logits)
+    log_one_minus_pi = -F.softplus(dropout_logits)
+    log_p0 = torch.logaddexp(log_pi, log_one_minus_pi - rate)
+    log_pos = log_one_minus_pi + y * torch.log(rate + eps) - rate - torch.lgamma(y + 1.0)
+    return torch.where(y > 0, log_pos, log_p0)
+
+
+def zip_mean(rate, dropout_logits):
+    return torch.sigmoid(-dropout_logits) * rate
+
+
+def zip_prob_nonzero(rate, dropout_logits):
+    """P(y > 0) under the ZIP: the accessibility probability."""
+    return torch.sigmoid(-dropout_logits) * (-torch.expm1(-rate))
+
+
+def kl_normal_standard(mu, logvar):
+    """KL(N(mu, exp(logvar)) || N(0, I)) per cell."""
+    return 0.5 * torch.sum(torch.exp(logvar) + mu.pow(2) - 1.0 - logvar, dim=-1)
+
+
+def kl_normal_normal(mu1, logvar1, mu2, logvar2):
+    """KL(N(mu1, exp(logvar1)) || N(mu2, exp(logvar2))) per cell (diagonal Gaussians)."""
+    return 0.5 * torch.sum(logvar2 - logvar1 + (torch.exp(logvar1) + (mu1 - mu2).pow(2)) * torch.exp(-logvar2)
+                           - 1.0, dim=-1)
+
+
+def gmm_log_joint(z, log_pi, mu_c, logvar_c):
+    """log pi_c + log N(z | mu_c, diag exp(logvar_c)), shape (cells, components)."""
+    diff = z.unsqueeze(1) - mu_c.unsqueeze(0)                       # (n, K, d)
+    log_density = -0.5 * torch.sum(LOG_2PI + logvar_c.unsqueeze(0) + diff.pow(2) * torch.exp(-logvar_c).unsqueeze(0),
+                                   dim=-1)
+    return log_pi.unsqueeze(0) + log_density
+
+
+def gmm_responsibilities(z, log_pi, mu_c, logvar_c):
+    """gamma = p(c | z) under the GMM prior, shape (cells, components)."""
+    return torch.softmax(gmm_log_joint(z, log_pi, mu_c, logvar_c), dim=-1)
+
+
+def kl_gmm(mu_q, logvar_q, gamma, log_pi, mu_c, logvar_c, eps: float = 1e-10):
+    """The VaDE KL term KL(q(z|x) q(c|x) || p(z, c)) with q(c|x) = gamma, per cell.
+
+        sum_c gamma_c * 0.5 * sum_d (log 2pi + logvar_c + (var_q + (mu_q - mu_c)^2) / var_c)
+      - sum_c gamma_c * (log pi_c - log gamma_c)
+      - 0.5 * sum_d (1 + log 2pi + logvar_q)
+
+    `logvar_*` are log-variances (exponentiated here, never used as variances). The gamma log gamma term
+    enters with a + sign (the negative entropy of q(c|x)): with gamma = p(c|z) the c-part equals
+    -log p(z), so no assignment pattern (e.g. all cells in one component) is rewarded by itself.
+    """
+    var_q = torch.exp(logvar_q).unsqueeze(1)                        # (n, 1, d)
+    diff2 = (mu_q.unsqueeze(1) - mu_c.unsqueeze(0)).pow(2)          # (n, K, d)
+    expected_neg_log_normal = 0.5 * torch.sum(LOG_2PI + logvar_c.unsqueeze(0)
+                                              + (var_q + diff2) * torch.exp(-logvar_c).unsqueeze(0), dim=-1)
+    cross = torch.sum(gamma * expected_neg_log_normal, dim=-1)
+    categorical = -torch.sum(gamma * (log_pi.unsqueeze(0) - torch.log(gamma + eps)), dim=-1)
+    neg_entropy_q = -0.5 * torch.sum(1.0 + LOG_2PI + logvar_q, dim=-1)
+    return cross + categorical + neg_entropy_q

@@ -1,0 +1,62 @@
+"""Write `imputed.h5mu`: the preprocessed MuData plus the scMVP embedding, clusters and imputed layers.
+
+The imputed layers are dense (cells x genes, cells x peaks, float32) HDF5 datasets filled chunk by chunk
+(`impute_chunk_size` cells at a time) straight into the output file, so at most one chunk of imputed values
+is in memory; the file is a regular AnnData/MuData encoding ("array" datasets) that mudata reads back.
+"""
+from __future__ import annotations
+
+import logging
+
+import h5py
+import numpy as np
+import pandas as pd
+
+from ..rule import atomic_path
+
+log = logging.getLogger("scmvp.model")
+ARRAY_ATTRS = {"encoding-type": "array", "encoding-version": "0.2.0"}
+
+
+def _dense_dataset(group, name, shape, chunk_rows):
+    if name in group:
+        del group[name]
+    rows = max(1, min(chunk_rows, shape[0]))
+    cols = max(1, min(shape[1], max(1, (1 << 20) // rows)))        # ~4 MB HDF5 chunks
+    ds = group.create_dataset(name, shape=shape, dtype="float32", chunks=(rows, cols))
+    for key, value in ARRAY_ATTRS.items():
+        ds.attrs[key] = value
+    return ds
+
+
+def write_imputed(model, mdata, path, chunk_size=None):
+    """Add X_scmvp / scmvp_cluster to `mdata`, write it to `path` with the imputed layers, atomically."""
+    chunk_size = chunk_size or model.config["impute_chunk_size"]
+    latent = model.get_latent(chunk_size=chunk_size)
+    clusters = model.get_clusters(latent)
+    mdata.obsm["X_scmvp"] = latent.astype(np.float32)
+    mdata.obs["scmvp_cluster"] = pd.Categorical([str(c) for c in clusters],
+                                                categories=[str(c) for c in np.unique(clusters)])
+    rna, atac = mdata.mod["rna"], mdata.mod["atac"]
+    for mod in (rna, atac):
+        mod.layers.pop("imputed", None)
+    gene_columns = np.arange(rna.n_vars)
+    if model.gene_names is not None and model.gene_names != list(map(str, rna.var_names)):
+        gene_columns = pd.Index(rna.var_names.astype(str)).get_indexer(model.gene_names)
+    with atomic_path(path) as tmp:
+        mdata.write(tmp)
+        with h5py.File(tmp, "a") as h5:
+            rna_ds = _dense_dataset(h5["mod/rna/layers"], "imputed", (rna.n_obs, rna.n_vars), chunk_size)
+            atac_ds = _dense_dataset(h5["mod/atac/layers"], "imputed", (atac.n_obs, atac.n_vars), chunk_size)
+            full_genes = len(gene_columns) == rna.n_vars and np.array_equal(gene_columns, np.arange(rna.n_vars))
+            for idx, rna_imp, atac_imp in model.impute_chunks(chunk_size):
+                rows = slice(int(idx[0]), int(idx[-1]) + 1)
+                if full_genes:
+                    rna_ds[rows] = rna_imp
+                else:                           # genes the model did not see (HVG-only model): NaN
+                    block = np.full((len(idx), rna.n_vars), np.nan, np.float32)
+                    block[:, gene_columns] = rna_imp
+                    rna_ds[rows] = block
+                atac_ds[rows] = atac_imp
+    log.info("wrote %s: %d cells, latent %d, %d clusters", path, latent.shape[0], latent.shape[1],
+             len(np.unique(clusters)))

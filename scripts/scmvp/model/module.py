@@ -1,0 +1,372 @@
+"""The scMVP network: attention encoders, GMM prior, cluster-guided decoders, cycle encoders."""
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from . import distributions as D
+from .data import RNA_SCALE
+
+LOGVAR_MIN, LOGVAR_MAX = -12.0, 8.0
+
+
+def mlp(n_in, n_hidden, n_out, dropout=0.1):
+    return nn.Sequential(nn.Linear(n_in, n_hidden), nn.LayerNorm(n_hidden), nn.GELU(), nn.Dropout(dropout),
+                         nn.Linear(n_hidden, n_out))
+
+
+def log_normalise(counts, library):
+    return torch.log1p(counts / library.unsqueeze(-1) * RNA_SCALE)
+
+
+class MultiHeadAttention(nn.Module):
+    """Multi-head scaled dot-product attention: softmax(q k^T / sqrt(d_head)) v."""
+
+    def __init__(self, d_model, n_heads, dropout=0.0):
+        super().__init__()
+        if d_model % n_heads:
+            raise ValueError(f"n_hidden ({d_model}) must be divisible by n_heads ({n_heads})")
+        self.n_heads, self.d_head = n_heads, d_model // n_heads
+        self.q = nn.Linear(d_model, d_model)
+        self.kv = nn.Linear(d_model, 2 * d_model)
+        self.out = nn.Linear(d_model, d_model)
+        self.dropout = nn.Dropout(dropout)
+
+    def forward(self, query, context, key_mask=None):
+        """query (B, Lq, d), context (B, Lk, d), key_mask (B, Lk) True where a key may be attended."""
+        b, lq, d = query.shape
+        lk = context.shape[1]
+        q = self.q(query).view(b, lq, self.n_heads, self.d_head).transpose(1, 2)
+        k, v = self.kv(context).view(b, lk, 2, self.n_heads, self.d_head).permute(2, 0, 3, 1, 4)
+        scores = q @ k.transpose(-1, -2) / math.sqrt(self.d_head)           # (B, h, Lq, Lk)
+        if key_mask is not None:
+            scores = scores.masked_fill(~key_mask[:, None, None, :], float("-inf"))
+        attn = self.dropout(torch.softmax(scores, dim=-1))
+        attn = torch.nan_to_num(attn)                                       # a row with no key at all -> 0
+        return self.out((attn @ v).transpose(1, 2).reshape(b, lq, d))
+
+
+class TransformerBlock(nn.Module):
+    """Pre-LN block: x + MHA(LN(x)); x + FFN(LN(x))."""
+
+    def __init__(self, d_model, n_heads, dropout=0.1):
+        super().__init__()
+        self.ln1, self.ln2 = nn.LayerNorm(d_model), nn.LayerNorm(d_model)
+        self.attn = MultiHeadAttention(d_model, n_heads, dropout)
+        self.ff = nn.Sequential(nn.Linear(d_model, 2 * d_model), nn.GELU(), nn.Dropout(dropout),
+                                nn.Linear(2 * d_model, d_model))
+
+    def forward(self, x, key_mask=None):
+        h = self.ln1(x)
+        x = x + self.attn(h, h, key_mask)
+        return x + self.ff(self.ln2(x))
+
+
+class PeakEmbedding(nn.Module):
+    """Linear map of peaks, computed from sparse nonzeros (embedding_bag) or from a dense matrix.
+
+    With `token_offsets`, each (cell, token) bag sums its peaks: the genomic-window token embeddings.
+    """
+
+    def __init__(self, n_peaks, d, std=0.02):
+        super().__init__()
+        self.weight = nn.Parameter(torch.randn(n_peaks, d) * std)
+
+    def sparse(self, index, value, offsets):
+        return F.embedding_bag(index, self.weight, offsets, mode="sum", per_sample_weights=value,
+                               include_last_offset=False)
+
+    def dense(self, values):
+        return values @ self.weight
+
+
+class ATACTransformerEncoder(nn.Module):
+    """Genomic-window tokens (+ positional embedding) -> pre-LN transformer -> mean pool."""
+
+    def __init__(self, n_peaks, n_tokens, d_model, n_heads, n_layers, n_out, dropout=0.1):
+        super().__init__()
+        self.n_tokens = n_tokens
+        self.embed = PeakEmbedding(n_peaks, d_model)
+        self.position = nn.Parameter(torch.randn(n_tokens, d_model) * 0.02)
+        self.blocks = nn.ModuleList([TransformerBlock(d_model, n_heads, dropout) for _ in range(n_layers)])
+        self.out = nn.Sequential(nn.LayerNorm(d_model), nn.Linear(d_model, n_out), nn.LayerNorm(n_out), nn.GELU())
+
+    def forward(self, batch):
+        n_cells = batch["atac_library"].shape[0]
+        tokens = self.embed.sparse(batch["atac_index"], batch["atac_value"], batch["atac_token_offsets"])
+        x = tokens.view(n_cells, self.n_tokens, -1) + self.position
+        for block in self.blocks:
+            x = block(x)
+        return self.out(x.mean(dim=1))
+
+
+class ATACMLPEncoder(nn.Module):
+    """Sparse linear map of all peaks -> MLP (used for the ablation and as the ATAC-only cycle encoder)."""
+
+    def __init__(self, n_peaks, n_hidden, n_out, dropout=0.1):
+        super().__init__()
+        self.embed = PeakEmbedding(n_peaks, n_hidden)
+        self.net = nn.Sequential(nn.LayerNorm(n_hidden), nn.GELU(), nn.Dropout(dropout), nn.Linear(n_hidden, n_out))
+
+    def forward(self, batch):
+        return self.net(self.embed.sparse(batch["atac_index"], batch["atac_value"], batch["atac_cell_offsets"]))
+
+    def forward_dense(self, values):
+        return self.net(self.embed.dense(values))
+
+
+class RNAMaskAttentionEncoder(nn.Module):
+    """Mask attention over each cell's top expressed genes, pooled by learned per-head queries.
+
+    Token of gene g with log-normalised expression v: key = K[g] + v * k_v, value = V[g] + v * W[g] (a gene
+    embedding plus a value embedding; linear in v, so keys/values are gathered, not recomputed by a
+    projection per token). Genes outside the cell's top `top_genes` expressed genes, and unexpressed
+    genes, are masked out. Scores are q.k / sqrt(d_head), softmax over the attended genes per head.
+    """
+
+    def __init__(self, n_genes, d_model, n_heads, top_genes, n_out, dropout=0.1):
+        super().__init__()
+        if d_model % n_heads:
+            raise ValueError(f"attention_dim ({d_model}) must be divisible by n_heads ({n_heads})")
+        self.top_genes = min(top_genes, n_genes)
+        self.n_heads, self.d_head = n_heads, d_model // n_heads
+        self.key = nn.Embedding(n_genes, d_model)
+        self.value = nn.Embedding(n_genes, d_model)
+        self.value_slope = nn.Embedding(n_genes, d_model)
+        for emb in (self.key, self.value, self.value_slope):
+            nn.init.normal_(emb.weight, std=d_model ** -0.5)
+        self.key_slope = nn.Parameter(torch.randn(d_model) * d_model ** -0.5)
+        self.query = nn.Parameter(torch.randn(n_heads, self.d_head) * self.d_head ** -0.5)
+        self.dropout = nn.Dropout(dropout)
+        self.out = nn.Sequential(nn.LayerNorm(d_model), nn.Linear(d_model, n_out), nn.LayerNorm(n_out), nn.GELU())
+
+    def forward(self, batch):
+        expr = log_normalise(batch["rna"], batch["rna_library"])
+        values, genes = torch.topk(expr, self.top_genes, dim=-1)             # (B, L)
+        mask = values > 0                                                    # attend only to expressed genes
+        b, n = genes.shape
+        v = values.unsqueeze(-1)
+        keys = (self.key(genes) + v * self.key_slope).view(b, n, self.n_heads, self.d_head)
+        vals = (self.value(genes) + v * self.value_slope(genes)).view(b, n, self.n_heads, self.d_head)
+        scores = torch.einsum("bnhd,hd->bhn", keys, self.query) / math.sqrt(self.d_head)
+        scores = scores.masked_fill(~mask[:, None, :], float("-inf"))
+        attn = torch.nan_to_num(torch.softmax(scores, dim=-1))              # a cell with no expressed gene -> 0
+        pooled = torch.einsum("bhn,bnhd->bhd", self.dropout(attn), vals).reshape(b, -1)
+        return self.out(pooled)
+
+
+class RNAMLPEncoder(nn.Module):
+    def __init__(self, n_genes, n_hidden, n_out, dropout=0.1):
+        super().__init__()
+        self.net = mlp(n_genes, n_hidden, n_out, dropout)
+
+    def forward(self, batch):
+        return self.forward_dense(log_normalise(batch["rna"], batch["rna_library"]))
+
+    def forward_dense(self, expr):
+        return self.net(expr)
+
+
+class GaussianHead(nn.Module):
+    """hidden -> (mean, log-variance) of a diagonal Gaussian."""
+
+    def __init__(self, n_in, n_latent):
+        super().__init__()
+        self.mean = nn.Linear(n_in, n_latent)
+        self.logvar = nn.Linear(n_in, n_latent)
+
+    def forward(self, h):
+        return self.mean(h), self.logvar(h).clamp(LOGVAR_MIN, LOGVAR_MAX)
+
+
+class ClusterGuidance(nn.Module):
+    """Cluster embeddings weighted by p(c|z), gated by the decoder state and added to its hidden layer."""
+
+    def __init__(self, n_components, n_hidden):
+        super().__init__()
+        self.embedding = nn.Parameter(torch.randn(n_components, n_hidden) * 0.02)
+        self.gate = nn.Linear(2 * n_hidden, n_hidden)
+
+    def forward(self, h, gamma):
+        guide = gamma @ self.embedding
+        return h + torch.sigmoid(self.gate(torch.cat([h, guide], dim=-1))) * guide
+
+
+class Decoder(nn.Module):
+    def __init__(self, n_latent, n_hidden, n_out, zero_inflated):
+        super().__init__()
+        self.n_hidden = n_hidden
+        self.hidden = nn.Sequential(nn.Linear(n_latent, n_hidden), nn.LayerNorm(n_hidden), nn.GELU())
+        self.guidance = None     # attached with the GMM prior (its size is the number of components)
+        self.scale = nn.Linear(n_hidden, n_out)
+        if zero_inflated:
+            # dropout logits = per-feature logit + per-cell offset: a second hidden x features head would
+            # double the cost of the largest layer for little gain on binarised, very sparse ATAC
+            self.dropout_feature = nn.Parameter(torch.full((n_out,), -2.0))
+            self.dropout_cell = nn.Linear(n_hidden, 1)
+        self.zero_inflated = zero_inflated
+
+    def forward(self, z, gamma=None):
+        h = self.hidden(z)
+        if self.guidance is not None and gamma is not None:
+            h = self.guidance(h, gamma)
+        scale = torch.softmax(self.scale(h).float(), dim=-1)
+        dropout_logits = (self.dropout_feature + self.dropout_cell(h).float()) if self.zero_inflated else None
+        return scale, dropout_logits
+
+
+class GMMPrior(nn.Module):
+    """p(c) = softmax(logits); p(z|c) = N(mu_c, diag exp(logvar_c))."""
+
+    def __init__(self, n_components, n_latent):
+        super().__init__()
+        self.logits = nn.Parameter(torch.zeros(n_components))
+        self.mean = nn.Parameter(torch.zeros(n_components, n_latent))
+        self.logvar = nn.Parameter(torch.zeros(n_components, n_latent))
+
+    @torch.no_grad()
+    def set(self, weights, means, variances):
+        self.logits.copy_(torch.log(torch.as_tensor(weights, dtype=torch.float32).clamp_min(1e-6)))
+        self.mean.copy_(torch.as_tensor(means, dtype=torch.float32))
+        self.logvar.copy_(torch.log(torch.as_tensor(variances, dtype=torch.float32).clamp_min(1e-4)))
+
+    def params(self):
+        return torch.log_softmax(self.logits, 0), self.mean, self.logvar.clamp(LOGVAR_MIN, LOGVAR_MAX)
+
+    def responsibilities(self, z):
+        return D.gmm_responsibilities(z.float(), *self.params())
+
+
+class SCMVPModule(nn.Module):
+    """q(z | x, y), p(x | z) NB, p(y | z) ZIP, GMM prior, single-modality encoders for the cycle loss."""
+
+    def __init__(self, n_genes, n_peaks, n_latent=20, n_hidden=128, n_components=1, n_tokens=64, n_heads=4,
+                 n_transformer_layers=2, top_genes_attended=256, attention_dim=64, prior="gmm", rna_encoder="attention",
+                 atac_encoder="attention", cycle=True, cluster_guidance=True, atac_weight=1.0, dropout=0.1):
+        super().__init__()
+        self.prior_kind, self.use_cycle, self.cluster_guidance = prior, cycle, cluster_guidance
+        self.atac_weight = float(atac_weight)
+        self.n_latent = n_latent
+        self.n_components = None
+        self.rna_encoder = (RNAMaskAttentionEncoder(n_genes, attention_dim, n_heads, top_genes_attended, n_hidden,
+                                                    dropout)
+                            if rna_encoder == "attention" else RNAMLPEncoder(n_genes, n_hidden, n_hidden, dropout))
+        self.atac_encoder = (ATACTransformerEncoder(n_peaks, n_tokens, attention_dim, n_heads, n_transformer_layers,
+                                                    n_hidden, dropout)
+                             if atac_encoder == "attention" else ATACMLPEncoder(n_peaks, n_hidden, n_hidden, dropout))
+        self.joint = nn.Sequential(nn.Linear(2 * n_hidden, n_hidden), nn.LayerNorm(n_hidden), nn.GELU(),
+                                   nn.Dropout(dropout))
+        self.posterior = GaussianHead(n_hidden, n_latent)
+        self.rna_decoder = Decoder(n_latent, n_hidden, n_genes, zero_inflated=False)
+        self.atac_decoder = Decoder(n_latent, n_hidden, n_peaks, zero_inflated=True)
+        self.rna_log_theta = nn.Parameter(torch.zeros(n_genes))
+        self.prior = None         # the GMM prior, attached after the warm-up (N(0, I) until then)
+        if prior == "gmm" and n_components:
+            self.attach_gmm(n_components)
+        if cycle:
+            self.rna_only = nn.Sequential(RNAMLPEncoder(n_genes, n_hidden, n_hidden, dropout), nn.GELU(),
+                                          GaussianHead(n_hidden, n_latent))
+            self.atac_only = nn.Sequential(ATACMLPEncoder(n_peaks, attention_dim, n_hidden, dropout), nn.GELU(),
+                                           GaussianHead(n_hidden, n_latent))
+
+    def attach_gmm(self, n_components):
+        """Create the GMM prior (and the cluster guidance of the decoders); returns the new parameters."""
+        device = self.rna_log_theta.device
+        self.n_components = int(n_components)
+        self.prior = GMMPrior(self.n_components, self.n_latent).to(device)
+        new = list(self.prior.parameters())
+        if self.cluster_guidance:
+            for decoder in (self.rna_decoder, self.atac_decoder):
+                decoder.guidance = ClusterGuidance(self.n_components, decoder.n_hidden).to(device)
+                new += list(decoder.guidance.parameters())
+        return new
+
+    def gmm_parameters(self):
+        """Parameters that exist only once the GMM is attached (a separate optimiser group)."""
+        params = list(self.prior.parameters()) if self.prior is not None else []
+        for decoder in (self.rna_decoder, self.atac_decoder):
+            if decoder.guidance is not None:
+                params += list(decoder.guidance.parameters())
+        return params
+
+    def network_parameters(self):
+        gmm = {id(p) for p in self.gmm_parameters()}
+        return [p for p in self.parameters() if id(p) not in gmm]
+
+    # -- encoders ---------------------------------------------------------------------------------------
+    def encode(self, batch):
+        h = torch.cat([self.rna_encoder(batch), self.atac_encoder(batch)], dim=-1)
+        mu, logvar = self.posterior(self.joint(h))
+        return mu.float(), logvar.float()
+
+    def encode_rna_only(self, batch=None, expr=None):
+        enc, act, head = self.rna_only
+        h = enc(batch) if expr is None else enc.forward_dense(expr)
+        mu, logvar = head(act(h))
+        return mu.float(), logvar.float()
+
+    def encode_atac_only(self, batch=None, values=None):
+        enc, act, head = self.atac_only
+        h = enc(batch) if values is None else enc.forward_dense(values)
+        mu, logvar = head(act(h))
+        return mu.float(), logvar.float()
+
+    def gamma(self, z):
+        return self.prior.responsibilities(z) if self.prior is not None else None
+
+    def decode(self, z, gamma=None):
+        rna_scale, _ = self.rna_decoder(z, gamma)
+        atac_scale, atac_dropout = self.atac_decoder(z, gamma)
+        return rna_scale, atac_scale, atac_dropout
+
+    # -- objective --------------------------------------------------------------------------------------
+    def loss(self, batch, beta=1.0, use_cycle=False, idf=None, generator=None):
+        """Per-batch mean of each loss term (dict of scalars) and the total to minimise."""
+        mu, logvar = self.encode(batch)
+        eps = torch.randn(mu.shape, generator=generator, device=mu.device, dtype=mu.dtype)
+        z = mu + torch.exp(0.5 * logvar) * eps
+        if self.prior is not None:
+            log_pi, mu_c, logvar_c = self.prior.params()
+            gamma = D.gmm_responsibilities(z, log_pi, mu_c, logvar_c)
+            kl = D.kl_gmm(mu, logvar, gamma, log_pi, mu_c, logvar_c)
+        else:
+            gamma = None
+            kl = D.kl_normal_standard(mu, logvar)
+        rna_scale, atac_scale, atac_dropout = self.decode(z, gamma)
+        rna_mean = rna_scale * batch["rna_library"].unsqueeze(-1)
+        atac_rate = atac_scale * batch["atac_library"].unsqueeze(-1)
+        theta = torch.exp(self.rna_log_theta)
+        rna_nll = -D.log_nb(batch["rna"], rna_mean, theta).sum(-1)
+        atac_nll = -D.log_zip(batch["atac"], atac_rate, atac_dropout).sum(-1)
+        zero = torch.zeros_like(kl)
+        align, cycle = zero, zero
+        if self.use_cycle:
+            # single-modality encoders learn q(z|x) and q(z|y) from real inputs (joint posterior held fixed)
+            mu_d, logvar_d = mu.detach(), logvar.detach()
+            align = (D.kl_normal_normal(mu_d, logvar_d, *self.encode_rna_only(batch))
+                     + D.kl_normal_normal(mu_d, logvar_d, *self.encode_atac_only(batch)))
+            if use_cycle:
+                expr_hat = torch.log1p(rna_scale * RNA_SCALE)
+                atac_values = _tfidf_dense(zip_mean_of(atac_scale, atac_dropout, batch["atac_library"]), idf)
+                cycle = (D.kl_normal_normal(mu, logvar, *self.encode_rna_only(expr=expr_hat))
+                         + D.kl_normal_normal(mu, logvar, *self.encode_atac_only(values=atac_values)))
+        total = rna_nll + self.atac_weight * atac_nll + beta * kl + align + cycle
+        terms = {"rna_nll": rna_nll, "atac_nll": atac_nll, "kl": kl, "align": align, "cycle": cycle,
+                 "total": total}
+        out = {k: v.mean() for k, v in terms.items()}
+        out["assignments"] = gamma.argmax(-1) if gamma is not None else None
+        return out
+
+
+def zip_mean_of(atac_scale, atac_dropout, library):
+    return D.zip_mean(atac_scale * library.unsqueeze(-1), atac_dropout)
+
+
+def _tfidf_dense(y, idf):
+    """The encoders' TF-IDF-like input transform applied to dense (decoded) ATAC values."""
+    from .data import ATAC_SCALE
+    tf = y / y.sum(-1, keepdim=True).clamp_min(1e-8)
+    return torch.log1p(tf * idf * ATAC_SCALE)

@@ -1,0 +1,199 @@
+"""The user-facing scMVP model: build from paired counts or a MuData, train, embed, cluster, impute."""
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+import yaml
+
+from ..errors import InputError
+from .data import RNA_SCALE, PairedData
+from .module import SCMVPModule
+from . import distributions as D
+from .trainer import Trainer, resolve_device, seed_everything
+
+log = logging.getLogger("scmvp.model")
+
+SCHEMA = Path(__file__).resolve().parents[3] / "config" / "schemas" / "config.schema.yaml"
+
+
+def model_defaults() -> dict:
+    """Defaults of the config's `model` section, read from the JSON schema (the single source)."""
+    schema = yaml.safe_load(SCHEMA.read_text())
+    props = schema["properties"]["model"]["properties"]
+    return {k: v["default"] for k, v in props.items() if "default" in v}
+
+
+def model_config(overrides: dict | None = None) -> dict:
+    cfg = model_defaults()
+    unknown = set(overrides or {}) - set(cfg)
+    if unknown:
+        raise ValueError(f"unknown model config keys: {sorted(unknown)}")
+    cfg.update(overrides or {})
+    return cfg
+
+
+def _layer(mod, name, path, what):
+    if name in mod.layers:
+        return mod.layers[name]
+    raise InputError(path, f"{what}.layers['{name}'] is missing (raw counts are required)")
+
+
+class SCMVP:
+    """scMVP on paired RNA + ATAC counts of the same cells.
+
+    >>> model = SCMVP.from_mudata(mdata, {"n_epochs": 30})
+    >>> model.train(checkpoint_dir="ckpt")
+    >>> latent = model.get_latent()
+    """
+
+    def __init__(self, rna_counts, atac_counts, atac_var: pd.DataFrame, config: dict | None = None,
+                 gene_names=None, peak_names=None, path=None):
+        self.config = model_config(config)
+        self.device = resolve_device(self.config["device"])
+        torch.set_num_threads(int(self.config["threads"]))
+        self.data = PairedData(rna_counts, atac_counts, atac_var, self.config["n_tokens"], path=path)
+        self.gene_names = None if gene_names is None else [str(g) for g in gene_names]
+        self.peak_names = None if peak_names is None else [str(p) for p in peak_names]
+        self.history = None
+        self._build_module()
+
+    def _build_module(self):
+        cfg = self.config
+        seed_everything(cfg["seed"], self.device)
+        self.module = SCMVPModule(
+            self.data.n_genes, self.data.n_peaks, n_latent=cfg["n_latent"], n_hidden=cfg["n_hidden"],
+            n_components=None, n_tokens=self.data.n_tokens, n_heads=cfg["n_heads"],
+            n_transformer_layers=cfg["n_transformer_layers"], top_genes_attended=cfg["top_genes_attended"],
+            attention_dim=cfg["attention_dim"],
+            prior=cfg["prior"], rna_encoder=cfg["rna_encoder"], atac_encoder=cfg["atac_encoder"],
+            cycle=cfg["cycle"], cluster_guidance=cfg["cluster_guidance"],
+            atac_weight=cfg["atac_weight"]).to(self.device)
+
+    @classmethod
+    def from_mudata(cls, mdata, config: dict | None = None, path=None):
+        """From the `preprocessed.h5mu` contract: rna/atac layers['counts'], atac.var chrom/start/end."""
+        for mod in ("rna", "atac"):
+            if mod not in mdata.mod:
+                raise InputError(path, f"modality '{mod}' is missing")
+        rna, atac = mdata.mod["rna"], mdata.mod["atac"]
+        if list(rna.obs_names) != list(atac.obs_names):
+            raise InputError(path, "rna and atac do not hold the same cells in the same order")
+        cfg = model_config(config)
+        rna_counts = _layer(rna, "counts", path, "rna")
+        gene_names = rna.var_names
+        if cfg.get("use_highly_variable"):
+            if "highly_variable" not in rna.var:
+                raise InputError(path, "rna.var['highly_variable'] is missing (model.use_highly_variable)")
+            keep = rna.var["highly_variable"].to_numpy(bool)
+            rna_counts, gene_names = rna_counts[:, keep], gene_names[keep]
+        return cls(rna_counts, _layer(atac, "counts", path, "atac"), atac.var, cfg, gene_names=gene_names,
+                   peak_names=atac.var_names, path=path)
+
+    def autocast(self):
+        if self.device.type == "cuda":
+            return torch.autocast("cuda", dtype=torch.bfloat16)
+        return contextlib.nullcontext()
+
+    # -- training -------------------------------------------------------------------------------------------
+    def train(self, checkpoint_dir=None, progress=True, on_epoch_end=None) -> pd.DataFrame:
+        """Train (resuming from `checkpoint_dir`/last.pt when present); returns the per-epoch history."""
+        self.history = pd.DataFrame(Trainer(self, checkpoint_dir, progress, on_epoch_end).train())
+        return self.history
+
+    # -- inference ------------------------------------------------------------------------------------------
+    def _chunks(self, cells=None, chunk_size=None):
+        cells = np.arange(self.data.n_cells) if cells is None else np.asarray(cells)
+        chunk_size = chunk_size or self.config["impute_chunk_size"]
+        for start in range(0, len(cells), chunk_size):
+            yield cells[start:start + chunk_size]
+
+    @torch.no_grad()
+    def get_latent(self, cells=None, chunk_size=None, return_variance=False):
+        """Means of q(z | x, y) (and their variances with `return_variance`)."""
+        self.module.eval()
+        means, variances = [], []
+        for idx in self._chunks(cells, chunk_size):
+            with self.autocast():
+                mu, logvar = self.module.encode(self.data.batch(idx, self.device, dense_atac=False))
+            means.append(mu.float().cpu().numpy())
+            variances.append(torch.exp(logvar.float()).cpu().numpy())
+        empty = np.zeros((0, self.config["n_latent"]), np.float32)
+        mean = np.concatenate(means) if means else empty
+        if return_variance:
+            return mean, (np.concatenate(variances) if variances else empty)
+        return mean
+
+    @torch.no_grad()
+    def get_cluster_probabilities(self, latent=None) -> np.ndarray | None:
+        """p(c | z) at the latent means (None with a normal prior)."""
+        if self.module.prior is None:
+            return None
+        latent = self.get_latent() if latent is None else latent
+        z = torch.as_tensor(latent, dtype=torch.float32, device=self.device)
+        return self.module.prior.responsibilities(z).cpu().numpy()
+
+    def get_clusters(self, latent=None) -> np.ndarray:
+        probs = self.get_cluster_probabilities(latent)
+        return np.zeros(self.data.n_cells, np.int64) if probs is None else probs.argmax(1)
+
+    @torch.no_grad()
+    def impute_chunks(self, chunk_size=None, rna_library=RNA_SCALE, atac_library=None):
+        """Yield (cell indices, imputed RNA, imputed ATAC) chunk by chunk.
+
+        RNA: NB means at a common library size `rna_library` (default 1e4). ATAC: the probability that a
+        peak is accessible, P(y > 0) of the ZIP, at the median ATAC library size; columns in the input's
+        peak order.
+        """
+        self.module.eval()
+        if atac_library is None:
+            atac_library = float(np.median(self.data.atac_library))
+        inverse = np.argsort(self.data.peak_order)
+        for idx in self._chunks(None, chunk_size):
+            with self.autocast():
+                mu, _ = self.module.encode(self.data.batch(idx, self.device, dense_atac=False))
+                gamma = self.module.gamma(mu)
+                rna_scale, atac_scale, atac_dropout = self.module.decode(mu, gamma)
+            rna = (rna_scale * rna_library).float().cpu().numpy()
+            atac = D.zip_prob_nonzero(atac_scale * atac_library, atac_dropout).float().cpu().numpy()
+            yield idx, rna, atac[:, inverse]
+
+    # -- persistence ----------------------------------------------------------------------------------------
+    def save(self, path):
+        from ..rule import atomic_path
+
+        payload = {"config": self.config, "module": self.module.state_dict(),
+                   "n_components": self.module.n_components, "gene_names": self.gene_names,
+                   "peak_names": self.peak_names, "peak_order": self.data.peak_order, "idf": self.data.idf,
+                   "history": None if self.history is None else self.history.to_dict("list")}
+        with atomic_path(path) as tmp:
+            torch.save(payload, tmp)
+
+    @classmethod
+    def load(cls, path, mdata, device=None, path_of_data=None):
+        """A trained model on the cells of `mdata` (the same genes/peaks it was trained on)."""
+        payload = torch.load(path, map_location="cpu", weights_only=False)
+        cfg = dict(payload["config"])
+        if device is not None:
+            cfg["device"] = device
+        model = cls.from_mudata(mdata, cfg, path=path_of_data)
+        if payload["gene_names"] is not None and model.gene_names != payload["gene_names"]:
+            raise InputError(path_of_data, f"genes differ from those the model {path} was trained on")
+        if payload["peak_names"] is not None and model.peak_names != payload["peak_names"]:
+            raise InputError(path_of_data, f"peaks differ from those the model {path} was trained on")
+        model.data.idf = np.asarray(payload["idf"], dtype=np.float32)
+        if payload["n_components"]:
+            model.module.attach_gmm(payload["n_components"])
+        model.module.load_state_dict(payload["module"])
+        model.module.eval()
+        if payload.get("history"):
+            model.history = pd.DataFrame(payload["history"])
+        return model
+
+    def n_parameters(self) -> int:
+        return sum(p.numel() for p in self.module.parameters())

@@ -1,0 +1,263 @@
+"""Training loop: KL warm-up, GMM initialisation after a warm-up, cycle loss, validation, early stopping,
+atomic per-epoch checkpoints (resumable after SIGKILL), history of every loss term."""
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import logging
+import os
+import sys
+import time
+
+import numpy as np
+import torch
+
+log = logging.getLogger("scmvp.model")
+
+TERMS = ("rna_nll", "atac_nll", "kl", "align", "cycle", "total")
+CHECKPOINT = "last.pt"
+# config keys that do not change the numbers (so a resume with a different value is still a resume)
+NOT_AFFECTING_RESULTS = {"device", "threads", "impute_chunk_size"}
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError("model.device is 'cuda' but torch sees no CUDA device")
+    return torch.device(name)
+
+
+def seed_everything(seed: int, device: torch.device):
+    torch.manual_seed(seed)
+    np.random.seed(seed % (2**32))
+    if device.type == "cpu":
+        torch.use_deterministic_algorithms(True, warn_only=True)
+
+
+def fingerprint(cfg: dict, data) -> str:
+    key = {k: v for k, v in sorted(cfg.items()) if k not in NOT_AFFECTING_RESULTS}
+    key["data"] = [int(data.n_cells), int(data.n_genes), int(data.n_peaks), float(data.rna_library.sum()),
+                   float(data.atac_library.sum())]
+    return hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def split_cells(n_cells: int, fraction: float, seed: int):
+    rng = np.random.default_rng(seed + 7919)
+    perm = rng.permutation(n_cells)
+    n_val = int(round(n_cells * fraction)) if fraction > 0 else 0
+    n_val = min(n_val, n_cells - 2)
+    return np.sort(perm[n_val:]), np.sort(perm[:n_val])
+
+
+def kl_weight(epoch: int, step: int, n_steps: int, warmup_epochs: int) -> float:
+    """beta: linear from 0 to 1 over `warmup_epochs` epochs (per step), then 1."""
+    if warmup_epochs <= 0:
+        return 1.0
+    return float(min(1.0, (epoch + step / n_steps) / warmup_epochs))
+
+
+def atomic_torch_save(obj, path):
+    tmp = f"{path}.tmp{os.getpid()}"
+    torch.save(obj, tmp)
+    with open(tmp, "rb") as fh:
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+
+
+def build_optimizer(module, cfg):
+    groups = [{"params": module.network_parameters(), "name": "network"}]
+    gmm = module.gmm_parameters()
+    if gmm:
+        groups.append({"params": gmm, "name": "gmm"})
+    return torch.optim.AdamW(groups, lr=cfg["lr"], weight_decay=cfg["weight_decay"])
+
+
+class Trainer:
+    def __init__(self, model, checkpoint_dir=None, progress=True, on_epoch_end=None):
+        self.model = model                       # the SCMVP user object (module, data, config, device)
+        self.cfg = model.config
+        self.checkpoint_dir = checkpoint_dir
+        self.progress = progress
+        self.on_epoch_end = on_epoch_end     # callback(epoch, model) after each checkpoint (benchmarks)
+
+    # -- the GMM after the warm-up ------------------------------------------------------------------------
+    def fit_gmm(self, cells):
+        from sklearn.mixture import GaussianMixture
+
+        latent, posterior_var = self.model.get_latent(cells, return_variance=True)
+        k = self.cfg["n_components"]
+        if k == "auto":
+            k = leiden_cluster_count(latent, self.cfg["seed"])
+        k = int(max(1, min(k, len(cells) // 2)))
+        gmm = GaussianMixture(k, covariance_type="diag", random_state=self.cfg["seed"], reg_covar=1e-4,
+                              max_iter=200).fit(latent)
+        log.info("GMM prior: %d components fitted on the warm-up latent of %d cells", k, len(cells))
+        # the GMM is fitted on posterior means: add the mean posterior variance so that the prior's spread
+        # matches the aggregate posterior (else the KL jumps and squeezes the latent when the prior switches)
+        return k, gmm.weights_, gmm.means_, gmm.covariances_ + posterior_var.mean(0, keepdims=True)
+
+    # -- one pass -----------------------------------------------------------------------------------------
+    def run_epoch(self, cells, epoch, train, rng=None):
+        module, data, cfg = self.model.module, self.model.data, self.cfg
+        device = self.model.device
+        module.train(train)
+        sums = {t: 0.0 for t in TERMS}
+        counts = np.zeros(module.n_components or 1, dtype=np.int64)
+        n_total = 0
+        batches = list(_batches(cells, cfg["batch_size"], rng))
+        use_cycle = module.use_cycle and epoch >= cfg["cycle_start_epoch"]
+        idf = torch.from_numpy(data.idf).to(device)
+        generator = None
+        if not train:
+            generator = torch.Generator(device=device).manual_seed(cfg["seed"] * 100003 + epoch)
+        beta = 1.0
+        for step, idx in enumerate(batches):
+            beta = kl_weight(epoch, step, len(batches), cfg["kl_warmup_epochs"])
+            batch = data.batch(idx, device)
+            with torch.set_grad_enabled(train), self.model.autocast():
+                out = module.loss(batch, beta=beta, use_cycle=use_cycle, idf=idf, generator=generator)
+            if train:
+                self.optimizer.zero_grad(set_to_none=True)
+                out["total"].backward()
+                torch.nn.utils.clip_grad_norm_(module.parameters(), 10.0)
+                self.optimizer.step()
+            for t in TERMS:
+                sums[t] += float(out[t].detach()) * len(idx)
+            if out["assignments"] is not None:
+                counts += np.bincount(out["assignments"].cpu().numpy(), minlength=len(counts))
+            n_total += len(idx)
+        means = {t: sums[t] / max(n_total, 1) for t in TERMS}
+        active = int((counts >= max(1, 0.01 * n_total)).sum()) if module.prior is not None else 0
+        return means, beta, active
+
+    # -- the whole run ------------------------------------------------------------------------------------
+    def train(self):
+        model, cfg = self.model, self.cfg
+        module = model.module
+        train_cells, val_cells = split_cells(model.data.n_cells, cfg["validation_fraction"], cfg["seed"])
+        self.optimizer = build_optimizer(module, cfg)
+        state = self._initial_state()
+        state = self._resume(state)
+        rng = np.random.default_rng(cfg["seed"])
+        if state.get("numpy_rng") is not None:
+            rng.bit_generator.state = state["numpy_rng"]
+        schedule_end = max(cfg["warmup_epochs"], cfg["kl_warmup_epochs"],
+                           cfg["cycle_start_epoch"] if cfg["cycle"] else 0)
+        patience = cfg["early_stopping_patience"]
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=cfg["n_epochs"], initial=state["epoch"], file=sys.stderr, disable=not self.progress,
+                   desc="scMVP", unit="epoch", dynamic_ncols=True)
+        while state["epoch"] < cfg["n_epochs"] and not state["stopped"]:
+            epoch = state["epoch"]
+            start = time.perf_counter()
+            if cfg["prior"] == "gmm" and module.prior is None and epoch >= cfg["warmup_epochs"]:
+                k, weights, means, variances = self.fit_gmm(train_cells)
+                new_params = module.attach_gmm(k)
+                module.prior.set(weights, means, variances)
+                self.optimizer.add_param_group({"params": new_params, "name": "gmm"})
+            train_terms, beta, active = self.run_epoch(train_cells, epoch, True, rng)
+            row = {"epoch": epoch + 1, "beta": beta, "n_active_components": active}
+            row.update({f"train_{t}": v for t, v in train_terms.items()})
+            if len(val_cells):
+                with torch.no_grad():
+                    val_terms, _, _ = self.run_epoch(val_cells, epoch, False)
+                row.update({f"validation_{t}": v for t, v in val_terms.items()})
+                if patience > 0 and epoch + 1 >= schedule_end:
+                    if val_terms["total"] < state["best_loss"]:
+                        state["best_loss"], state["bad_epochs"] = val_terms["total"], 0
+                        state["best_state"] = copy.deepcopy(module.state_dict())
+                        state["best_epoch"] = epoch + 1
+                    else:
+                        state["bad_epochs"] += 1
+                        if state["bad_epochs"] >= patience:
+                            state["stopped"] = True
+                            log.info("early stopping after epoch %d (best %d)", epoch + 1, state["best_epoch"])
+            row["seconds"] = time.perf_counter() - start
+            state["history"].append(row)
+            state["epoch"] = epoch + 1
+            self._checkpoint(state, rng)
+            if self.on_epoch_end is not None:
+                self.on_epoch_end(state["epoch"], self.model)
+                module.train()
+            bar.update(1)
+            bar.set_postfix(loss=f"{train_terms['total']:.1f}",
+                            val=f"{row.get('validation_total', float('nan')):.1f}", k=active)
+        bar.close()
+        if state.get("best_state") is not None:
+            module.load_state_dict(state["best_state"])
+        module.eval()
+        return state["history"]
+
+    def _initial_state(self):
+        return {"epoch": 0, "history": [], "best_loss": float("inf"), "best_state": None, "best_epoch": None,
+                "bad_epochs": 0, "stopped": False, "numpy_rng": None}
+
+    def _checkpoint_path(self):
+        return os.path.join(self.checkpoint_dir, CHECKPOINT) if self.checkpoint_dir else None
+
+    def _checkpoint(self, state, rng):
+        path = self._checkpoint_path()
+        if path is None:
+            return
+        os.makedirs(self.checkpoint_dir, exist_ok=True)
+        module = self.model.module
+        payload = dict(state)
+        payload.update({
+            "fingerprint": fingerprint(self.cfg, self.model.data),
+            "module": module.state_dict(),
+            "n_components": module.n_components,
+            "optimizer": self.optimizer.state_dict(),
+            "torch_rng": torch.get_rng_state(),
+            "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
+            "numpy_rng": rng.bit_generator.state,
+        })
+        atomic_torch_save(payload, path)
+
+    def _resume(self, state):
+        path = self._checkpoint_path()
+        if path is None or not os.path.exists(path):
+            return state
+        try:
+            ckpt = torch.load(path, map_location=self.model.device, weights_only=False)
+        except Exception as err:  # noqa: BLE001 - an unreadable checkpoint: start again
+            log.warning("ignoring unreadable checkpoint %s (%s)", path, err)
+            return state
+        if ckpt.get("fingerprint") != fingerprint(self.cfg, self.model.data):
+            log.warning("checkpoint %s was written with another config or data: starting from scratch", path)
+            return state
+        module = self.model.module
+        if ckpt["n_components"] and module.prior is None:
+            module.attach_gmm(ckpt["n_components"])
+            self.optimizer = build_optimizer(module, self.cfg)
+        module.load_state_dict(ckpt["module"])
+        self.optimizer.load_state_dict(ckpt["optimizer"])
+        torch.set_rng_state(ckpt["torch_rng"])
+        if ckpt.get("cuda_rng") is not None and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(ckpt["cuda_rng"])
+        log.info("resuming from %s after epoch %d", path, ckpt["epoch"])
+        return {k: ckpt[k] for k in self._initial_state()}
+
+
+def _batches(cells, batch_size, rng):
+    from .data import iterate_batches
+
+    return iterate_batches(cells, batch_size, rng)
+
+
+def leiden_cluster_count(latent, seed, n_neighbors=15, resolution=1.0):
+    """Number of Leiden clusters of a kNN graph of `latent` (the `n_components: auto` rule)."""
+    import igraph as ig
+    import leidenalg
+    from sklearn.neighbors import NearestNeighbors
+
+    n = latent.shape[0]
+    k = min(n_neighbors, n - 1)
+    _, nbrs = NearestNeighbors(n_neighbors=k + 1).fit(latent).kneighbors(latent)
+    edges = {(min(i, j), max(i, j)) for i in range(n) for j in nbrs[i, 1:] if i != j}
+    graph = ig.Graph(n=n, edges=sorted(edges))
+    part = leidenalg.find_partition(graph, leidenalg.RBConfigurationVertexPartition,
+                                    resolution_parameter=resolution, seed=int(seed))
+    return max(1, len(set(part.membership)))

@@ -1,0 +1,25 @@
+"""Rule `train`: fit scMVP on results/{ds}/preprocessed.h5mu -> model.pt + history.tsv (resumable)."""
+import logging
+
+import mudata
+
+from scmvp.errors import require_file
+from scmvp.model import SCMVP
+from scmvp.rule import run, write_tsv
+
+log = logging.getLogger("scmvp.train")
+
+
+def main(smk):
+    path = require_file(smk.input.mdata, "preprocessed MuData")
+    mdata = mudata.read_h5mu(path)
+    config = dict(smk.params.model, threads=smk.threads)
+    model = SCMVP.from_mudata(mdata, config, path=path)
+    log.info("scMVP on %d cells, %d genes, %d peaks, device %s, %d parameters", model.data.n_cells,
+             model.data.n_genes, model.data.n_peaks, model.device, model.n_parameters())
+    history = model.train(checkpoint_dir=smk.params.checkpoints)
+    write_tsv(history, smk.output.history)
+    model.save(smk.output.model)
+
+
+run(main, snakemake)  # noqa: F821 - provided by Snakemake

@@ -1,0 +1,269 @@
+"""The scMVP model: likelihoods and KL terms against independent references, gradients, overfitting,
+determinism, resuming after SIGKILL, the `impute` contract end to end, and clustering of simulated data."""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import numpy as np
+import pandas as pd
+import pytest
+import scipy.stats as st
+import torch
+from sklearn.cluster import KMeans
+from sklearn.metrics import adjusted_rand_score
+
+from conftest import REPO
+from scmvp.model import SCMVP
+from scmvp.model import distributions as D
+from scmvp.simulate import simulate
+
+FAST = {"n_latent": 8, "n_hidden": 32, "attention_dim": 16, "n_heads": 2, "n_tokens": 8, "n_transformer_layers": 1,
+        "top_genes_attended": 32, "n_components": 4, "n_epochs": 6, "warmup_epochs": 1, "kl_warmup_epochs": 2,
+        "cycle_start_epoch": 3, "batch_size": 32, "device": "cpu", "threads": 1, "seed": 0}
+
+
+@pytest.fixture(scope="module")
+def small_sim():
+    return simulate(n_cells=160, n_genes=60, n_peaks=400, n_types=5, seed=3)
+
+
+def build(sim, **overrides):
+    return SCMVP(sim.rna, sim.atac, sim.peaks[["chrom", "start", "end"]], dict(FAST, **overrides))
+
+
+# -- likelihoods and KL --------------------------------------------------------------------------------------
+def test_negative_binomial_log_likelihood_matches_scipy():
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, 50, 500).astype(float)
+    mean = rng.gamma(2.0, 5.0, 500)
+    theta = rng.gamma(2.0, 2.0, 500)
+    ours = D.log_nb(torch.tensor(x), torch.tensor(mean), torch.tensor(theta), eps=0.0).numpy()
+    ref = st.nbinom.logpmf(x, theta, theta / (theta + mean))
+    np.testing.assert_allclose(ours, ref, rtol=1e-6, atol=1e-8)
+
+
+def test_zero_inflated_poisson_log_likelihood_matches_scipy():
+    rng = np.random.default_rng(1)
+    y = rng.integers(0, 6, 500).astype(float)
+    y[:200] = 0
+    rate = rng.gamma(1.0, 1.5, 500)
+    logits = rng.normal(0, 2, 500)
+    pi = 1 / (1 + np.exp(-logits))
+    ref = np.where(y == 0, np.log(pi + (1 - pi) * np.exp(-rate)), np.log(1 - pi) + st.poisson.logpmf(y, rate))
+    ours = D.log_zip(torch.tensor(y), torch.tensor(rate), torch.tensor(logits), eps=0.0).numpy()
+    np.testing.assert_allclose(ours, ref, rtol=1e-6, atol=1e-8)
+    # a distribution: probabilities sum to one
+    support = torch.arange(0, 60, dtype=torch.float64)
+    total = torch.exp(D.log_zip(support, torch.tensor(3.0, dtype=torch.float64),
+                                torch.tensor(0.3, dtype=torch.float64), eps=0.0)).sum()
+    assert abs(float(total) - 1.0) < 1e-9
+
+
+def _random_gmm(rng, k, d):
+    log_pi = torch.log_softmax(torch.tensor(rng.normal(0, 1, k)), 0)
+    return log_pi, torch.tensor(rng.normal(0, 2, (k, d))), torch.tensor(rng.normal(0, 0.5, (k, d)))
+
+
+def test_gmm_kl_matches_monte_carlo_and_bounds_the_marginal_kl():
+    rng = np.random.default_rng(2)
+    d, k, n_samples = 3, 4, 400_000
+    log_pi, mu_c, logvar_c = _random_gmm(rng, k, d)
+    mu_q = torch.tensor(rng.normal(0, 1.5, (1, d)))
+    logvar_q = torch.tensor(rng.normal(-0.5, 0.3, (1, d)))
+    z = mu_q + torch.exp(0.5 * logvar_q) * torch.randn(n_samples, d, dtype=torch.float64,
+                                                      generator=torch.Generator().manual_seed(0))
+    log_q = torch.distributions.Normal(mu_q, torch.exp(0.5 * logvar_q)).log_prob(z).sum(-1)
+    log_joint = D.gmm_log_joint(z, log_pi, mu_c, logvar_c)                 # log pi_c + log N(z | c)
+    gamma = torch.softmax(torch.tensor(rng.normal(0, 1, (1, k))), -1)       # any q(c)
+    mc = (log_q - (gamma * (log_joint - torch.log(gamma))).sum(-1)).mean()
+    analytic = D.kl_gmm(mu_q, logvar_q, gamma, log_pi, mu_c, logvar_c)[0]
+    se = (log_q - (gamma * (log_joint - torch.log(gamma))).sum(-1)).std() / np.sqrt(n_samples)
+    assert abs(float(analytic - mc)) < 5 * float(se) + 1e-3
+    marginal_kl = (log_q - torch.logsumexp(log_joint, -1)).mean()            # KL(q(z) || p(z)) by MC
+    assert float(analytic) >= float(marginal_kl) - 5 * float(se)
+    # the best q(c) is the posterior-like one; a collapsed (one-hot) q(c) is never rewarded
+    best_log = (log_pi - 0.5 * (torch.exp(logvar_q - logvar_c) + (mu_q - mu_c) ** 2 / torch.exp(logvar_c)
+                                + logvar_c).sum(-1))
+    best = torch.softmax(best_log, -1)
+    kl_best = D.kl_gmm(mu_q, logvar_q, best, log_pi, mu_c, logvar_c)[0]
+    for c in range(k):
+        one_hot = torch.nn.functional.one_hot(torch.tensor([c]), k).double()
+        assert float(D.kl_gmm(mu_q, logvar_q, one_hot, log_pi, mu_c, logvar_c)[0]) >= float(kl_best) - 1e-9
+    # one component: the Gaussian KL
+    kl1 = D.kl_gmm(mu_q, logvar_q, torch.ones(1, 1, dtype=torch.float64), torch.zeros(1, dtype=torch.float64),
+                   torch.zeros(1, d, dtype=torch.float64), torch.zeros(1, d, dtype=torch.float64))
+    np.testing.assert_allclose(kl1.numpy(), D.kl_normal_standard(mu_q, logvar_q).numpy(), rtol=1e-10)
+
+
+def test_kl_warm_up_really_warms_up():
+    from scmvp.model.trainer import kl_weight
+
+    values = [kl_weight(e, s, 10, 4) for e in range(6) for s in range(10)]
+    assert values[0] == 0.0 and values[-1] == 1.0
+    assert all(b >= a for a, b in zip(values, values[1:]))
+    assert 0.2 < kl_weight(1, 0, 10, 4) < 0.3
+
+
+# -- the network -------------------------------------------------------------------------------------------
+def test_gradients_reach_every_parameter(small_sim):
+    model = build(small_sim)
+    module = model.module
+    module.attach_gmm(4)
+    batch = model.data.batch(np.arange(32), "cpu")
+    out = module.loss(batch, beta=1.0, use_cycle=True, idf=torch.from_numpy(model.data.idf))
+    out["total"].backward()
+    missing = [n for n, p in module.named_parameters() if p.grad is None or not torch.any(p.grad != 0)]
+    assert not missing, f"no gradient reaches {missing}"
+    assert all(torch.isfinite(p.grad).all() for p in module.parameters())
+
+
+def test_attention_is_scaled_and_masked():
+    from scmvp.model.module import MultiHeadAttention
+
+    torch.manual_seed(0)
+    attn = MultiHeadAttention(8, 2, dropout=0.0)
+    q, ctx = torch.randn(1, 1, 8), torch.randn(1, 5, 8)
+    mask = torch.tensor([[True, True, False, True, False]])
+    out = attn(q, ctx, mask)
+    # masked keys have no influence on the output
+    ctx2 = ctx.clone()
+    ctx2[0, 2] += 100.0
+    ctx2[0, 4] -= 100.0
+    torch.testing.assert_close(out, attn(q, ctx2, mask))
+    # explicit 1/sqrt(d_head) scaled dot product for head 0
+    qh = attn.q(q)[..., :4]
+    kh = attn.kv(ctx)[..., :4]
+    w = torch.softmax((qh @ kh.transpose(-1, -2) / 2.0).masked_fill(~mask[:, None, :], float("-inf")), -1)
+    vh = attn.kv(ctx)[..., 8:12]
+    heads = torch.cat([w @ vh, torch.zeros(1, 1, 4)], -1)
+    with torch.no_grad():
+        attn.out.weight[:, 4:] = 0.0
+        expected = attn.out(heads)
+    torch.testing.assert_close(attn(q, ctx, mask), expected)
+
+
+def test_overfits_a_tiny_dataset():
+    sim = simulate(n_cells=64, n_genes=50, n_peaks=300, n_types=5, seed=5)
+    model = build(sim, n_epochs=80, validation_fraction=0.0, batch_size=64, lr=0.01, cycle=False,
+                  kl_warmup_epochs=80, warmup_epochs=2)
+    history = model.train(progress=False)
+    first, last = history.iloc[0], history.iloc[-10:].mean()
+    assert last["train_rna_nll"] < 0.8 * first["train_rna_nll"]
+    assert last["train_atac_nll"] < 0.8 * first["train_atac_nll"]
+    # reconstruction: imputed RNA means follow the observed normalised counts
+    _, rna_imp, _ = next(model.impute_chunks(chunk_size=64))
+    obs = sim.rna.toarray() / sim.rna.sum(1).A * 1e4
+    corr = np.corrcoef(np.log1p(rna_imp).ravel(), np.log1p(obs).ravel())[0, 1]
+    assert corr > 0.5
+
+
+def test_same_config_gives_identical_results(small_sim):
+    runs = []
+    for _ in range(2):
+        model = build(small_sim, n_epochs=4)
+        history = model.train(progress=False)
+        runs.append((history.drop(columns="seconds"), model.get_latent()))
+    pd.testing.assert_frame_equal(runs[0][0], runs[1][0])
+    assert np.array_equal(runs[0][1], runs[1][1])
+    other = build(small_sim, n_epochs=4, seed=1)
+    other.train(progress=False)
+    assert not np.array_equal(runs[0][1], other.get_latent())
+
+
+RESUME_SCRIPT = textwrap.dedent("""
+    import logging, sys, time
+    logging.basicConfig(level=logging.INFO)
+    sys.path.insert(0, {scripts!r})
+    import numpy as np
+    from scmvp.model import SCMVP
+    from scmvp.simulate import simulate
+    sim = simulate(n_cells=240, n_genes=80, n_peaks=600, n_types=5, seed=4)
+    cfg = {cfg!r}
+    model = SCMVP(sim.rna, sim.atac, sim.peaks[["chrom", "start", "end"]], cfg)
+    pause = float(sys.argv[2])
+    model.train(checkpoint_dir=sys.argv[1], progress=False,
+                on_epoch_end=lambda epoch, m: time.sleep(pause))
+    np.save(sys.argv[1] + "/latent.npy", model.get_latent())
+""")
+
+
+def test_resumes_after_sigkill(tmp_path):
+    cfg = dict(FAST, n_epochs=6)
+    script = tmp_path / "train.py"
+    script.write_text(RESUME_SCRIPT.format(scripts=str(REPO / "scripts"), cfg=cfg))
+    ckpt = tmp_path / "ckpt"
+    # a pause after each checkpoint leaves time to kill the run between epochs 2 and 3
+    proc = subprocess.Popen([sys.executable, str(script), str(ckpt), "1.5"], stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    epoch = 0
+    while time.time() < deadline and proc.poll() is None:
+        if (ckpt / "last.pt").exists():
+            epoch = torch.load(ckpt / "last.pt", weights_only=False)["epoch"]
+            if epoch >= 2:
+                break
+        time.sleep(0.1)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert epoch == 2, f"could not catch the run after its 2nd checkpoint (epoch {epoch})"
+    assert not (ckpt / "latent.npy").exists()
+    resumed = subprocess.run([sys.executable, str(script), str(ckpt), "0"], capture_output=True, text=True,
+                             timeout=300)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert "resuming from" in resumed.stderr and "after epoch 2" in resumed.stderr
+    ckpt_final = torch.load(ckpt / "last.pt", weights_only=False)
+    assert ckpt_final["epoch"] == 6 and [r["epoch"] for r in ckpt_final["history"]] == [1, 2, 3, 4, 5, 6]
+    # the resumed run gives exactly the numbers of an uninterrupted one
+    fresh = tmp_path / "fresh"
+    subprocess.run([sys.executable, str(script), str(fresh), "0"], check=True, capture_output=True, timeout=300)
+    assert np.array_equal(np.load(ckpt / "latent.npy"), np.load(fresh / "latent.npy"))
+
+
+def test_simulated_types_are_recovered():
+    """The simulator's 4 discrete types + its trajectory (T_early/T_late split at pseudotime 0.5, one
+    continuous population: counted as one type here). C3/C4 differ by only a few genes."""
+    sim = simulate(n_cells=600, n_genes=300, n_peaks=3000, n_types=6, seed=2)
+    types = np.where(pd.Series(sim.labels).str.startswith("T_"), "T", sim.labels)
+    model = SCMVP(sim.rna, sim.atac, sim.peaks[["chrom", "start", "end"]],
+                  dict(FAST, n_latent=10, n_hidden=64, n_components=6, n_epochs=15, warmup_epochs=3,
+                       kl_warmup_epochs=5, cycle_start_epoch=8, batch_size=64))
+    model.train(progress=False)
+    latent = model.get_latent()
+    k = len(np.unique(types))
+    pred = KMeans(k, n_init=10, random_state=0).fit_predict(latent)
+    ari = adjusted_rand_score(types, pred)
+    assert ari >= 0.75, ari
+    assert len(np.unique(model.get_clusters(latent))) >= 4
+
+
+# -- end to end: rule impute -------------------------------------------------------------------------------
+def test_imputed_h5mu_contract(tiny_workflow):
+    import mudata
+
+    path = tiny_workflow.build("tiny/imputed.h5mu")
+    mdata = mudata.read_h5mu(path)
+    pre = mudata.read_h5mu(tiny_workflow.results / "tiny" / "preprocessed.h5mu")
+    n_latent = tiny_workflow.config["model"]["n_latent"]
+    assert mdata.obsm["X_scmvp"].shape == (mdata.n_obs, n_latent)
+    assert np.isfinite(mdata.obsm["X_scmvp"]).all()
+    assert isinstance(mdata.obs["scmvp_cluster"].dtype, pd.CategoricalDtype)
+    assert mdata.obs["scmvp_cluster"].nunique() >= 1    # tiny run: 12 epochs (quality: test_simulated_*)
+    rna, atac = mdata.mod["rna"], mdata.mod["atac"]
+    assert list(rna.obs_names) == list(pre.mod["rna"].obs_names)
+    assert rna.layers["imputed"].shape == rna.shape and atac.layers["imputed"].shape == atac.shape
+    np.testing.assert_allclose(rna.layers["imputed"].sum(1), 1e4, rtol=1e-3)
+    assert ((atac.layers["imputed"] >= 0) & (atac.layers["imputed"] <= 1)).all()
+    # imputed accessibility is higher where peaks were observed open
+    counts = atac.layers["counts"].toarray() > 0
+    assert atac.layers["imputed"][counts].mean() > atac.layers["imputed"][~counts].mean()
+    assert (rna.layers["counts"] != pre.mod["rna"].layers["counts"]).nnz == 0
+    history = pd.read_csv(tiny_workflow.results / "tiny" / "scmvp" / "history.tsv", sep="\t")
+    for col in ("train_rna_nll", "train_atac_nll", "train_kl", "train_cycle", "train_total", "validation_total",
+                "beta", "n_active_components"):
+        assert col in history and history[col].notna().all(), col
+    assert len(history) == tiny_workflow.config["model"]["n_epochs"] or history["epoch"].max() >= 1
+    assert (tiny_workflow.results / "tiny" / "scmvp" / "checkpoints" / "last.pt").exists()
