@@ -1,0 +1,647 @@
+"""Cis-regulatory element (CRE) prediction: peak-gene links and their enrichment in histone-mark peaks.
+
+Links (as in the scMVP paper, on raw and on imputed data):
+
+1. Cells are grouped into metacells by k-means on the joint embedding; counts (or imputed values) are
+   summed per metacell by a sparse metacell x cell matrix product (the imputed layer is streamed in row
+   chunks), normalised by the metacell totals and log1p-transformed. Metacell x feature matrices are small.
+2. Every gene (present in the RNA data and the annotation) is paired with the peaks whose centre lies
+   within +-``window`` of one of its TSSs; ``distance`` = peak centre - TSS, strand-aware (positive =
+   downstream), from the nearest TSS of the gene.
+3. ``lasso``: the gene's standardised expression is regressed on its candidates' standardised
+   accessibility with a non-negative LASSO path (LARS). ``score`` = the penalty at which the peak enters
+   the path (0..1; the first entrant's score is its correlation with the gene); ``selected`` = non-zero
+   coefficient in the model chosen by the extended BIC (gamma 0.5) along the path.
+4. ``correlation`` (the co-accessibility role Cicero plays in the paper): ``score`` = Spearman r across
+   metacells (ranks keep outlying metacells from producing false links); null (config ``correlation_null``) = r of the gene with random background peaks on other
+   chromosomes (``background``, default, Signac-style: trans peaks carry the cell-type covariation and
+   the smoothing of imputed data but no cis regulation) or r of the gene's permuted metacell profile with
+   its candidates (``permutation``; on imputed data it calls most pairs linked);
+   ``n_permutations`` draws, summarised per gene as the mean and sd of Fisher's z; one-sided p from the
+   Student-t predictive distribution (mean and sd are estimates);
+   Benjamini-Hochberg over all pairs; ``selected`` = q <= fdr and r > 0. A single-chromosome dataset
+   falls back to the permutation null.
+"""
+from __future__ import annotations
+
+import logging
+import math
+
+import h5py
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+from scipy import stats
+
+from .errors import InputError
+from .intervals import build_mismatch_message, distance_to_nearest_point, reconcile_chromosomes
+
+log = logging.getLogger(__name__)
+
+LINK_COLUMNS = ["peak", "gene", "distance", "method", "input", "score", "selected"]
+ENRICHMENT_COLUMNS = ["mark", "input", "method", "region", "n_linked", "n_background", "fraction_linked",
+                      "fraction_background", "odds_ratio", "ci_low", "ci_high", "p_value"]
+ACCURACY_COLUMNS = ["method", "input", "n_predicted", "precision", "recall", "n_true", "true_positives",
+                    "k_equal", "recall_at_k_equal"]
+INPUTS = ("raw", "imputed")
+REGIONS = ("promoter", "distal", "all")
+EMBEDDING_KEYS = ("X_scmvp",)
+# Below this fraction of peaks (on shared chromosomes) overlapping a reference, the builds likely differ.
+MIN_OVERLAP_FRACTION = 0.005
+# Cap on the float32 values read per chunk of an imputed layer (~80 MB).
+CHUNK_VALUES = 20_000_000
+
+
+# --------------------------------------------------------------------------------------------- reading
+class LinkingData:
+    """What the linking needs from imputed.h5mu, read without a dense cells x peaks matrix."""
+
+    def __init__(self, path, embedding_key=None, chunk_values: int = CHUNK_VALUES):
+        self.path = str(path)
+        self.chunk_values = int(chunk_values)
+        try:
+            self._file = h5py.File(self.path, "r")
+        except OSError as err:
+            raise InputError(path, f"cannot open as HDF5/h5mu ({err})") from None
+        f = self._file
+        for mod in ("rna", "atac"):
+            if f"mod/{mod}" not in f:
+                raise InputError(path, f"has no '{mod}' modality (expected a MuData with rna and atac)")
+        self.rna_obs = self._index("mod/rna/obs")
+        self.atac_obs = self._index("mod/atac/obs")
+        self.genes = self._index("mod/rna/var")
+        self.gene_table = self._frame("mod/rna/var")
+        atac_var = self._frame("mod/atac/var")
+        missing = {"chrom", "start", "end"} - set(atac_var.columns)
+        if missing:
+            raise InputError(path, f"atac.var lacks column(s) {sorted(missing)}")
+        self.peaks = pd.DataFrame({"chrom": atac_var["chrom"].astype(str).to_numpy(),
+                                   "start": atac_var["start"].astype(np.int64).to_numpy(),
+                                   "end": atac_var["end"].astype(np.int64).to_numpy()},
+                                  index=pd.Index(atac_var.index.astype(str)))
+        self.embedding, self.embedding_obs = self._embedding(embedding_key)
+
+    def close(self):
+        self._file.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def _read_elem(self, key):
+        from anndata.io import read_elem
+        return read_elem(self._file[key])
+
+    def _frame(self, key) -> pd.DataFrame:
+        return self._read_elem(key)
+
+    def _index(self, key) -> pd.Index:
+        return pd.Index(self._frame(key).index.astype(str))
+
+    def _embedding(self, key):
+        keys = (key,) if key else EMBEDDING_KEYS
+        for candidate in keys:
+            for where, obs in (("obsm", None), ("mod/rna/obsm", self.rna_obs), ("mod/atac/obsm", self.atac_obs)):
+                if f"{where}/{candidate}" in self._file:
+                    emb = np.asarray(self._read_elem(f"{where}/{candidate}"), dtype=np.float64)
+                    return emb, (obs if obs is not None else self._index("obs"))
+        available = sorted(self._file["obsm"].keys()) if "obsm" in self._file else []
+        raise InputError(self.path, f"no joint embedding obsm[{keys[0]!r}] to build metacells from "
+                                    f"(available: {available or 'none'})")
+
+    def layer_chunks(self, mod, layer):
+        """Yield (row_start, row_stop, block) of a layer, dense or sparse, ~``chunk_values`` values at a time."""
+        key = f"mod/{mod}/layers/{layer}"
+        if key not in self._file:
+            raise InputError(self.path, f"{mod}.layers[{layer!r}] is missing")
+        node = self._file[key]
+        if isinstance(node, h5py.Dataset):
+            n_rows, n_cols = node.shape
+            step = max(1, self.chunk_values // max(n_cols, 1))
+            for start in range(0, n_rows, step):
+                stop = min(n_rows, start + step)
+                yield start, stop, np.asarray(node[start:stop], dtype=np.float32)
+            return
+        encoding = node.attrs.get("encoding-type", "")
+        if isinstance(encoding, bytes):
+            encoding = encoding.decode()
+        if encoding != "csr_matrix":
+            matrix = sp.csr_matrix(self._read_elem(key))
+            yield 0, matrix.shape[0], matrix
+            return
+        n_rows, n_cols = (int(v) for v in node.attrs["shape"])
+        indptr = node["indptr"][:]
+        target = max(self.chunk_values // 4, 1)
+        start = 0
+        while start < n_rows:
+            stop = int(np.searchsorted(indptr, indptr[start] + target, side="right"))
+            stop = min(max(stop, start + 1), n_rows)
+            lo, hi = int(indptr[start]), int(indptr[stop])
+            block = sp.csr_matrix((node["data"][lo:hi], node["indices"][lo:hi], indptr[start:stop + 1] - lo),
+                                  shape=(stop - start, n_cols))
+            yield start, stop, block
+            start = stop
+
+
+# ------------------------------------------------------------------------------------------- metacells
+def metacell_labels(embedding: np.ndarray, n_metacells: int, seed: int) -> np.ndarray:
+    """k-means metacells on the joint embedding (at most one metacell per 2 cells)."""
+    from sklearn.cluster import KMeans, MiniBatchKMeans
+
+    n_cells = embedding.shape[0]
+    k = int(max(2, min(n_metacells, n_cells // 2)))
+    if n_cells > 50_000:
+        model = MiniBatchKMeans(n_clusters=k, random_state=seed, n_init=3, batch_size=4096)
+    else:
+        model = KMeans(n_clusters=k, random_state=seed, n_init=3)
+    labels = model.fit_predict(embedding)
+    _, labels = np.unique(labels, return_inverse=True)  # drop empty clusters
+    return labels
+
+
+def membership(labels: np.ndarray, n_groups: int | None = None) -> sp.csr_matrix:
+    """Sparse metacell x cell indicator matrix."""
+    n_groups = int(labels.max()) + 1 if n_groups is None else n_groups
+    n = len(labels)
+    return sp.csr_matrix((np.ones(n, dtype=np.float32), (labels, np.arange(n))), shape=(n_groups, n))
+
+
+def aggregate_chunks(assign: sp.csr_matrix, chunks) -> np.ndarray:
+    """Metacell sums of a matrix given as row chunks (assign: metacell x cell, rows in chunk order)."""
+    total = None
+    for start, stop, block in chunks:
+        part = assign[:, start:stop] @ block
+        part = part.toarray() if sp.issparse(part) else np.asarray(part)
+        total = part.astype(np.float64) if total is None else total + part
+    return total
+
+
+def normalize_metacells(sums: np.ndarray) -> np.ndarray:
+    """Scale each metacell to the median total, then log1p (float32)."""
+    totals = sums.sum(axis=1, keepdims=True)
+    totals[totals <= 0] = 1.0
+    scale = float(np.median(totals))
+    return np.log1p(sums / totals * scale).astype(np.float32)
+
+
+def metacell_matrices(data: LinkingData, layer: str, labels: np.ndarray):
+    """Normalised metacell x gene and metacell x peak matrices of one layer (``counts`` or ``imputed``)."""
+    by_cell = pd.Series(labels, index=data.embedding_obs)
+    out = []
+    for mod, obs in (("rna", data.rna_obs), ("atac", data.atac_obs)):
+        missing = ~obs.isin(by_cell.index)
+        if missing.any():
+            raise InputError(data.path, f"{missing.sum()} {mod} cells have no embedding row")
+        assign = membership(by_cell.loc[obs].to_numpy(), int(labels.max()) + 1)
+        out.append(normalize_metacells(aggregate_chunks(assign, data.layer_chunks(mod, layer))))
+    return out[0], out[1]
+
+
+# ---------------------------------------------------------------------------------- genes and candidates
+def match_genes(annotation: pd.DataFrame, data_genes: pd.Index, gene_table: pd.DataFrame | None, path):
+    """Annotation rows whose gene is in the RNA data, with ``gene_index`` into the RNA features.
+
+    Matches RNA var names, or the var column (gene_ids/gene_name/...) that matches most annotation names.
+    """
+    names = set(annotation["gene"])
+    options = {"var_names": pd.Index(data_genes).astype(str)}
+    if gene_table is not None:
+        for column in ("gene_ids", "gene_id", "gene_name", "gene_symbols", "symbol", "name"):
+            if column in gene_table.columns:
+                options[column] = pd.Index(gene_table[column].astype(str))
+    best = max(options, key=lambda k: len(names.intersection(options[k])))
+    keys = options[best]
+    hits = len(names.intersection(keys))
+    if hits == 0 or hits < 0.05 * len(keys):
+        raise InputError(path, f"gene annotation names match only {hits} of {len(keys)} RNA genes "
+                               f"(e.g. annotation {list(annotation['gene'][:3])}, data {list(keys[:3])}): "
+                               "use an annotation with the same gene identifiers")
+    position = pd.Series(np.arange(len(keys)), index=keys)
+    position = position[~position.index.duplicated()]
+    matched = annotation[annotation["gene"].isin(position.index)].copy()
+    matched["gene_index"] = position.loc[matched["gene"]].to_numpy()
+    matched["gene"] = pd.Index(data_genes).astype(str)[matched["gene_index"].to_numpy()]
+    return matched.reset_index(drop=True)
+
+
+def reconcile_genes(genes: pd.DataFrame, peaks: pd.DataFrame, path, genome=None) -> pd.DataFrame:
+    genes = genes.copy()
+    genes["chrom"] = reconcile_chromosomes(genes["chrom"], peaks["chrom"], path, "gene annotation", genome).to_numpy()
+    return genes
+
+
+def classify_peaks(peaks: pd.DataFrame, genes: pd.DataFrame, promoter_distance: int) -> np.ndarray:
+    """'promoter' when a peak lies within ``promoter_distance`` bp of any TSS, else 'distal'."""
+    dist = distance_to_nearest_point(peaks, genes, "tss")
+    return np.where(dist <= promoter_distance, "promoter", "distal")
+
+
+def candidate_pairs(peaks: pd.DataFrame, genes: pd.DataFrame, window: int) -> pd.DataFrame:
+    """(gene_index, peak_index, distance) for peak centres within +-window of a TSS of the gene.
+
+    ``genes`` needs chrom, tss, strand, gene_index; several TSSs per gene keep the nearest distance.
+    """
+    centre = ((peaks["start"].to_numpy() + peaks["end"].to_numpy()) // 2).astype(np.int64)
+    chrom = peaks["chrom"].astype(str).to_numpy()
+    parts = []
+    for name, group in genes.groupby("chrom", sort=False):
+        idx = np.flatnonzero(chrom == name)
+        if idx.size == 0:
+            continue
+        order = np.argsort(centre[idx], kind="stable")
+        sorted_idx, sorted_pos = idx[order], centre[idx][order]
+        tss = group["tss"].to_numpy(dtype=np.int64)
+        lo = np.searchsorted(sorted_pos, tss - window, side="left")
+        hi = np.searchsorted(sorted_pos, tss + window, side="right")
+        counts = hi - lo
+        if counts.sum() == 0:
+            continue
+        row = np.repeat(np.arange(len(group)), counts)
+        offsets = np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts)
+        peak_pos = np.repeat(lo, counts) + offsets
+        signed = sorted_pos[peak_pos] - tss[row]
+        signed = np.where(group["strand"].to_numpy()[row] == "-", -signed, signed)
+        parts.append(pd.DataFrame({"gene_index": group["gene_index"].to_numpy()[row],
+                                   "peak_index": sorted_idx[peak_pos], "distance": signed}))
+    if not parts:
+        return pd.DataFrame({"gene_index": [], "peak_index": [], "distance": []}, dtype=np.int64)
+    pairs = pd.concat(parts, ignore_index=True)
+    pairs["abs"] = pairs["distance"].abs()
+    pairs = (pairs.sort_values(["gene_index", "peak_index", "abs"])
+             .drop_duplicates(["gene_index", "peak_index"]).drop(columns="abs"))
+    return pairs.reset_index(drop=True)
+
+
+# --------------------------------------------------------------------------------------------- methods
+def standardize(matrix: np.ndarray) -> np.ndarray:
+    """Columns centred and scaled to unit norm (so dot products are Pearson r); constant columns -> 0."""
+    centred = matrix - matrix.mean(axis=0, keepdims=True)
+    norm = np.sqrt((centred.astype(np.float64) ** 2).sum(axis=0, keepdims=True))
+    norm[norm == 0] = np.inf
+    return (centred / norm).astype(np.float32)
+
+
+def pair_correlations(z_expr, z_acc, gene_idx, peak_idx, block=50_000) -> np.ndarray:
+    out = np.empty(len(gene_idx), dtype=np.float64)
+    for start in range(0, len(gene_idx), block):
+        g, p = gene_idx[start:start + block], peak_idx[start:start + block]
+        out[start:start + block] = np.einsum("ij,ij->j", z_expr[:, g], z_acc[:, p], dtype=np.float64)
+    return out
+
+
+def _coefs_at(alphas_path, coefs_path, alphas):
+    """Coefficients of a LARS path interpolated at the penalties ``alphas`` (path alphas are decreasing)."""
+    out = np.empty((coefs_path.shape[0], len(alphas)))
+    x = alphas_path[::-1]
+    for j in range(coefs_path.shape[0]):
+        out[j] = np.interp(alphas, x, coefs_path[j, ::-1])
+    out[:, alphas > alphas_path[0]] = 0.0
+    return out
+
+
+def lasso_scores(expr: np.ndarray, acc: np.ndarray, pairs: pd.DataFrame, n_folds: int = 5, seed: int = 0):
+    """Non-negative LASSO per gene: (entry penalty score, selected at the 1-SE cross-validated penalty).
+
+    The penalty is chosen by ``n_folds``-fold cross-validation over metacells with the one-standard-error
+    rule (the sparsest model within one SE of the best), which keeps noise-fitting peaks out.
+    """
+    import warnings
+
+    import sklearn
+    from sklearn.exceptions import ConvergenceWarning
+
+    # per-call argument validation costs more than these small LARS fits themselves; collinear
+    # candidates (neighbouring peaks) make LARS warn about degenerate steps, which it handles
+    with sklearn.config_context(skip_parameter_validation=True, assume_finite=True), warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        return _lasso_scores(expr, acc, pairs, n_folds, seed)
+
+
+def _lasso_scores(expr, acc, pairs, n_folds, seed):
+    from sklearn.linear_model import lars_path
+
+    score = np.zeros(len(pairs))
+    selected = np.zeros(len(pairs), dtype=bool)
+    n = expr.shape[0]
+    z_expr = standardize(expr).astype(np.float64) * math.sqrt(n)
+    z_acc = standardize(acc)
+    gene_idx = pairs["gene_index"].to_numpy()
+    peak_idx = pairs["peak_index"].to_numpy()
+    folds = np.random.default_rng(seed).permutation(n) % n_folds
+    bounds = np.flatnonzero(np.diff(np.r_[-1, gene_idx, -2]))  # pairs are sorted by gene
+    for a, b in zip(bounds[:-1], bounds[1:]):
+        y = z_expr[:, gene_idx[a]]
+        if not np.any(y):
+            continue
+        X = z_acc[:, peak_idx[a:b]].astype(np.float64) * math.sqrt(n)
+        usable = np.flatnonzero(np.any(X != 0, axis=0))
+        if usable.size == 0:
+            continue
+        Xu = X[:, usable]
+        alphas, _, coefs = lars_path(Xu, y, method="lasso", positive=True)
+        nonzero = coefs > 0
+        entered = nonzero.any(axis=1)
+        first = np.argmax(nonzero, axis=1)
+        score[a + usable] = np.where(entered, alphas[np.maximum(first - 1, 0)], 0.0)
+        grid = np.unique(np.r_[alphas, np.geomspace(max(alphas[0], 1e-6), max(alphas[0], 1e-6) * 1e-3, 30)])[::-1]
+        errors = np.empty((n_folds, len(grid)))
+        for k in range(n_folds):
+            train, test = folds != k, folds == k
+            xm, ym = Xu[train].mean(axis=0), y[train].mean()
+            fa, _, fc = lars_path(Xu[train] - xm, y[train] - ym, method="lasso", positive=True)
+            beta = _coefs_at(fa, fc, grid)
+            pred = ym + (Xu[test] - xm) @ beta
+            errors[k] = ((y[test][:, None] - pred) ** 2).mean(axis=0)
+        mean, se = errors.mean(axis=0), errors.std(axis=0, ddof=1) / math.sqrt(n_folds)
+        best = int(np.argmin(mean))
+        chosen = grid[np.flatnonzero(mean <= mean[best] + se[best])[0]]  # grid is decreasing: sparsest first
+        selected[a + usable] = _coefs_at(alphas, coefs, np.array([chosen]))[:, 0] > 0
+    return score, selected
+
+
+def benjamini_hochberg(p: np.ndarray) -> np.ndarray:
+    p = np.asarray(p, dtype=np.float64)
+    n = len(p)
+    if n == 0:
+        return p
+    order = np.argsort(p)
+    ranked = p[order] * n / np.arange(1, n + 1)
+    q = np.minimum.accumulate(ranked[::-1])[::-1]
+    out = np.empty(n)
+    out[order] = np.minimum(q, 1.0)
+    return out
+
+
+def correlation_scores(expr, acc, pairs, peaks_chrom, n_background: int, fdr: float, seed: int,
+                       null: str = "background"):
+    """Spearman r per pair (across metacells), tested against a per-gene null; selected = BH q <= fdr, r > 0.
+
+    ``null="permutation"``: r of the gene's permuted metacell profile with its own candidate peaks
+    (``n_background`` permutations). ``null="background"``: r of the gene with ``n_background`` random
+    peaks on other chromosomes (Signac-style; stricter: trans peaks share the cell-type covariation).
+    Either null is summarised per gene by the mean and sd of Fisher's z; p is the one-sided Student-t
+    predictive tail (df = draws - 1).
+    """
+    rng = np.random.default_rng(seed)
+    n = expr.shape[0]
+    # ranks: a few outlying metacells of sparse counts otherwise give heavy-tailed r and false links
+    z_expr = standardize(stats.rankdata(expr, axis=0).astype(np.float32))
+    z_acc = standardize(stats.rankdata(acc, axis=0).astype(np.float32))
+    gene_idx = pairs["gene_index"].to_numpy()
+    peak_idx = pairs["peak_index"].to_numpy()
+    r = pair_correlations(z_expr, z_acc, gene_idx, peak_idx)
+    genes, starts = np.unique(gene_idx, return_index=True)
+    ends = np.r_[starts[1:], len(gene_idx)]
+    peaks_chrom = np.asarray(peaks_chrom).astype(str)
+    chroms = np.unique(peaks_chrom)
+    null_mean = np.zeros(len(genes))
+    null_sd = np.ones(len(genes))
+    if null == "background" and len(chroms) > 1:
+        active = np.flatnonzero(np.any(z_acc != 0, axis=0))
+        by_chrom = {c: active[peaks_chrom[active] != c] for c in chroms}
+        bg_peak = np.concatenate([rng.choice(by_chrom[peaks_chrom[peak_idx[a]]], n_background) for a in starts])
+        r_null = pair_correlations(z_expr, z_acc, np.repeat(genes, n_background), bg_peak)
+        z_null = np.arctanh(np.clip(r_null, -0.999999, 0.999999)).reshape(len(genes), n_background)
+        null_mean, null_sd = z_null.mean(axis=1), z_null.std(axis=1, ddof=1)
+    elif null in ("permutation", "background"):
+        for i, (g, a, b) in enumerate(zip(genes, starts, ends)):
+            y_perm = z_expr[np.argsort(rng.random((n_background, n)), axis=1), g]  # permutations x metacells
+            z_null = np.arctanh(np.clip(y_perm @ z_acc[:, peak_idx[a:b]], -0.999999, 0.999999))
+            null_mean[i], null_sd[i] = z_null.mean(), z_null.std(ddof=1)
+    else:
+        raise ValueError(f"unknown correlation null {null!r}")
+    # floor: a degenerate null (constant peaks) must not make every pair significant
+    null_sd = np.maximum(null_sd, 0.25 / math.sqrt(max(n - 3, 1)))
+    position = np.searchsorted(genes, gene_idx)
+    z = np.arctanh(np.clip(r, -0.999999, 0.999999))
+    # the null mean and sd are estimated from n_background draws: Student-t predictive tail, not normal
+    t = (z - null_mean[position]) / (null_sd[position] * math.sqrt(1 + 1 / n_background))
+    p = stats.t.sf(t, df=max(n_background - 1, 1))
+    q = benjamini_hochberg(p)
+    return r, (q <= fdr) & (r > 0)
+
+
+def most_variable_gene_pairs(pairs: pd.DataFrame, expr: np.ndarray, max_genes: int | None) -> pd.DataFrame:
+    """The pairs of the ``max_genes`` genes with the highest metacell variance (all pairs without a cap)."""
+    genes = np.unique(pairs["gene_index"])
+    if max_genes is None or len(genes) <= max_genes:
+        return pairs
+    variance = pd.Series(expr[:, genes].var(axis=0), index=genes)
+    keep = variance.sort_values(ascending=False, kind="stable").index[:max_genes]
+    return pairs[pairs["gene_index"].isin(keep)].reset_index(drop=True)
+
+
+def predict_links(data: LinkingData, annotation: pd.DataFrame, *, window: int, methods, n_metacells: int,
+                  n_permutations: int, fdr: float, max_genes: int | None, seed: int,
+                  correlation_null: str = "background", genes_path=None, genome=None) -> pd.DataFrame:
+    """Links of every annotated RNA gene to its candidate peaks, per method and input (raw/imputed)."""
+    genes = reconcile_genes(annotation, data.peaks, genes_path, genome)
+    genes = match_genes(genes, data.genes, data.gene_table, genes_path)
+    pairs = candidate_pairs(data.peaks, genes, window)
+    n_genes = genes["gene_index"].nunique()
+    if len(pairs) == 0 or pairs["gene_index"].nunique() < max(1, 0.01 * n_genes):
+        raise InputError(genes_path, build_mismatch_message(
+            "gene annotation", genome,
+            f"after reconciling chromosome names only {pairs['gene_index'].nunique()} of {n_genes} genes "
+            f"have a peak within {window} bp of their TSS"))
+    labels = metacell_labels(data.embedding, n_metacells, seed)
+    use = None
+    frames = []
+    for input_name, layer in (("raw", "counts"), ("imputed", "imputed")):
+        expr, acc = metacell_matrices(data, layer, labels)
+        if use is None:  # genes picked on raw data (max_genes) are tested on every input
+            use = most_variable_gene_pairs(pairs, expr, max_genes)
+        log.info("%s: %d metacells, %d genes x %d candidate pairs", input_name, labels.max() + 1,
+                 use["gene_index"].nunique(), len(use))
+        for method in methods:
+            if method == "lasso":
+                score, selected = lasso_scores(expr, acc, use, seed=seed)
+            elif method == "correlation":
+                score, selected = correlation_scores(expr, acc, use, data.peaks["chrom"].to_numpy(),
+                                                     n_permutations, fdr, seed, null=correlation_null)
+            else:
+                raise ValueError(f"unknown link method {method!r}")
+            frames.append(pd.DataFrame({
+                "peak": data.peaks.index.to_numpy()[use["peak_index"].to_numpy()],
+                "gene": data.genes.to_numpy()[use["gene_index"].to_numpy()],
+                "distance": use["distance"].to_numpy(dtype=np.int64),
+                "method": method, "input": input_name,
+                "score": np.round(score, 6), "selected": selected}))
+            log.info("%s/%s: %d of %d pairs selected", input_name, method, int(selected.sum()), len(use))
+    return pd.concat(frames, ignore_index=True)[LINK_COLUMNS]
+
+
+# ------------------------------------------------------------------------------------------ enrichment
+def odds_ratio_ci(a: int, b: int, c: int, d: int, level: float = 0.95):
+    """Odds ratio of the 2x2 table [[a, b], [c, d]] with a Woolf (log) CI; Haldane +0.5 when a cell is 0."""
+    cells = np.array([a, b, c, d], dtype=np.float64)
+    if (cells == 0).any():
+        cells = cells + 0.5
+    a_, b_, c_, d_ = cells
+    odds = (a_ * d_) / (b_ * c_)
+    se = math.sqrt((1.0 / cells).sum())
+    zq = stats.norm.ppf(0.5 + level / 2)
+    return odds, math.exp(math.log(odds) - zq * se), math.exp(math.log(odds) + zq * se)
+
+
+def enrichment_row(overlaps: np.ndarray, linked: np.ndarray):
+    """Linked peaks vs all tested peaks (the background); OR and Fisher on linked vs not-linked peaks."""
+    overlaps = np.asarray(overlaps, dtype=bool)
+    linked = np.asarray(linked, dtype=bool)
+    a = int((overlaps & linked).sum())
+    b = int((~overlaps & linked).sum())
+    c = int((overlaps & ~linked).sum())
+    d = int((~overlaps & ~linked).sum())
+    n_linked, n_background = a + b, len(overlaps)
+    if n_linked and (c + d):
+        odds, low, high = odds_ratio_ci(a, b, c, d)
+        p = stats.fisher_exact([[a, b], [c, d]])[1]
+    else:  # no linked or no unlinked peak: nothing to compare
+        odds = low = high = p = float("nan")
+    return {"n_linked": n_linked, "n_background": n_background,
+            "fraction_linked": a / n_linked if n_linked else float("nan"),
+            "fraction_background": overlaps.mean() if n_background else float("nan"),
+            "odds_ratio": odds, "ci_low": low, "ci_high": high, "p_value": p}
+
+
+def mark_overlaps(peaks: pd.DataFrame, mark: pd.DataFrame, path, mark_name: str, genome=None) -> np.ndarray:
+    """Which peaks overlap an interval of the mark (bedtools intersect -u via pybedtools).
+
+    NaN for peaks on chromosomes the mark file does not cover. Raises InputError when the builds look
+    different (no shared chromosome names, or almost no overlap on the shared chromosomes).
+    """
+    import pybedtools
+
+    mark = mark.copy()
+    mark["chrom"] = reconcile_chromosomes(mark["chrom"], peaks["chrom"], path, f"{mark_name} peaks",
+                                          genome).to_numpy()
+    covered = peaks["chrom"].isin(set(mark["chrom"])).to_numpy()
+    frame = pd.DataFrame({"chrom": peaks["chrom"].to_numpy(), "start": peaks["start"].to_numpy(),
+                          "end": peaks["end"].to_numpy(), "name": np.arange(len(peaks)).astype(str)})
+    peak_bed = pybedtools.BedTool.from_dataframe(frame[covered]).sort()
+    mark_bed = pybedtools.BedTool.from_dataframe(mark[["chrom", "start", "end"]]).sort()
+    try:
+        hits = peak_bed.intersect(mark_bed, u=True)
+        hit_idx = np.array([int(iv.name) for iv in hits], dtype=np.int64)
+    finally:
+        pybedtools.cleanup()
+    result = np.full(len(peaks), np.nan)
+    result[covered] = 0.0
+    result[hit_idx] = 1.0
+    if covered.sum() >= 50 and len(mark) >= 50 and len(hit_idx) < MIN_OVERLAP_FRACTION * covered.sum():
+        raise InputError(path, build_mismatch_message(
+            f"{mark_name} peaks", genome,
+            f"only {len(hit_idx)} of {int(covered.sum())} ATAC peaks on shared chromosomes overlap it"))
+    return result
+
+
+def enrichment_table(links: pd.DataFrame, peaks: pd.DataFrame, regions: pd.Series,
+                     marks: dict[str, np.ndarray]) -> pd.DataFrame:
+    """One row per mark x input x method x region.
+
+    ``peaks``/``regions`` are indexed by peak name; ``marks`` maps a mark to per-peak overlap (1/0/NaN).
+    """
+    rows = []
+    for (input_name, method), group in links.groupby(["input", "method"], sort=False):
+        tested = pd.Index(group["peak"].unique())
+        linked_peaks = set(group.loc[group["selected"].astype(bool), "peak"])
+        linked = tested.isin(linked_peaks)
+        position = peaks.index.get_indexer(tested)
+        region_of = regions.reindex(tested).to_numpy()
+        for mark, overlap in marks.items():
+            values = overlap[position]
+            known = ~np.isnan(values)
+            for region in REGIONS:
+                mask = known & ((region_of == region) if region != "all" else True)
+                row = {"mark": mark, "input": input_name, "method": method, "region": region}
+                row.update(enrichment_row(values[mask] > 0, linked[mask]))
+                rows.append(row)
+    return pd.DataFrame(rows, columns=ENRICHMENT_COLUMNS)
+
+
+# ------------------------------------------------------------------------------------------- accuracy
+def link_accuracy(links: pd.DataFrame, truth: pd.DataFrame) -> pd.DataFrame:
+    """Precision/recall of the selected links vs the true links whose peak and gene were tested.
+
+    ``recall_at_k_equal``: recall of the top-``k_equal`` scored pairs, k_equal = the number of links the
+    same method selects on raw data (the number of true links when it selects none), so raw and imputed are compared at the same number of links (at
+    equal k, higher recall means higher precision too).
+    """
+    true_pairs = set(zip(truth["peak"].astype(str), truth["gene"].astype(str)))
+    rows = []
+    raw_counts = links[links["input"] == "raw"].groupby("method")["selected"].sum()
+    for (method, input_name), group in links.groupby(["method", "input"], sort=False):
+        tested = set(zip(group["peak"], group["gene"]))
+        testable = true_pairs & tested
+        pair = list(zip(group["peak"], group["gene"]))
+        is_true = np.fromiter((p in true_pairs for p in pair), dtype=bool, count=len(pair))
+        chosen = group["selected"].astype(bool).to_numpy()
+        tp = int((is_true & chosen).sum())
+        k = int(raw_counts.get(method, chosen.sum())) or len(testable)
+        order = np.argsort(-group["score"].to_numpy(), kind="stable")[:k]
+        rows.append({"method": method, "input": input_name, "n_predicted": int(chosen.sum()),
+                     "precision": tp / chosen.sum() if chosen.sum() else float("nan"),
+                     "recall": tp / len(testable) if testable else float("nan"),
+                     "n_true": len(testable), "true_positives": tp, "k_equal": k,
+                     "recall_at_k_equal": is_true[order].sum() / len(testable) if testable else float("nan")})
+    return pd.DataFrame(rows, columns=ACCURACY_COLUMNS)
+
+
+# ---------------------------------------------------------------------------------------------- plots
+# Okabe-Ito colours (distinguishable with colour-vision deficiencies).
+INPUT_COLOURS = {"raw": "#E69F00", "imputed": "#0072B2"}
+METHOD_MARKERS = {"lasso": "o", "correlation": "s"}
+
+
+def plot_enrichment(table: pd.DataFrame, path):
+    """Odds ratio (95% CI, log scale) of linked peaks per mark (rows) x region (columns)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import matplotlib.ticker
+
+    marks = list(pd.unique(table["mark"])) or ["none"]
+    fig, axes = plt.subplots(len(marks), len(REGIONS), figsize=(4.4 * len(REGIONS), 3.0 * len(marks) + 0.8),
+                             squeeze=False, sharey=False)
+    combos = [(m, i) for m in pd.unique(table["method"]) for i in INPUTS]
+    for r, mark in enumerate(marks):
+        for c, region in enumerate(REGIONS):
+            ax = axes[r][c]
+            sub = table[(table["mark"] == mark) & (table["region"] == region)]
+            for x, (method, input_name) in enumerate(combos):
+                row = sub[(sub["method"] == method) & (sub["input"] == input_name)]
+                if row.empty or not np.isfinite(row["odds_ratio"].iat[0]):
+                    ax.annotate("none\nlinked", (x, 0.5), xycoords=("data", "axes fraction"), ha="center",
+                                va="center", fontsize=8, color="grey")
+                    continue
+                odds = row["odds_ratio"].iat[0]
+                err = [[odds - row["ci_low"].iat[0]], [row["ci_high"].iat[0] - odds]]
+                ax.errorbar(x, odds, yerr=err, fmt=METHOD_MARKERS.get(method, "o"), capsize=3, markersize=7,
+                            color=INPUT_COLOURS.get(input_name, "black"))
+                star = "*" if row["p_value"].iat[0] < 0.05 else ""
+                ax.annotate(f"{odds:.2g}{star}", (x, row["ci_high"].iat[0]), textcoords="offset points",
+                            xytext=(0, 3), ha="center", fontsize=8)
+            ax.axhline(1.0, color="grey", linestyle="--", linewidth=1)
+            ax.set_yscale("log")
+            plain = matplotlib.ticker.FuncFormatter(lambda value, _: f"{value:g}")
+            ax.yaxis.set_major_formatter(plain)
+            ax.yaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+            ax.margins(y=0.2)
+            ax.set_xticks(range(len(combos)))
+            ax.set_xticklabels([f"{m}\n{i}" for m, i in combos], fontsize=8)
+            ax.set_xlim(-0.6, len(combos) - 0.4)
+            ax.set_title(f"{mark} - {region} peaks", fontsize=10)
+            if c == 0:
+                ax.set_ylabel("odds ratio (95% CI)")
+    handles = [plt.Line2D([], [], color=col, marker="o", linestyle="", label=f"{name} data")
+               for name, col in INPUT_COLOURS.items()]
+    handles += [plt.Line2D([], [], color="black", marker=mk, linestyle="", label=name)
+                for name, mk in METHOD_MARKERS.items()]
+    fig.legend(handles=handles, loc="lower center", ncol=len(handles), frameon=False, fontsize=9)
+    fig.suptitle("Linked peaks in histone-mark peaks vs all tested peaks (* Fisher p < 0.05)", fontsize=11)
+    fig.tight_layout(rect=(0, 0.06, 1, 0.95))
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
