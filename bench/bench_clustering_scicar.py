@@ -1,0 +1,121 @@
+"""Clustering benchmark (paper 3.2) on the real sci-CAR A549 data (../shared/data/scicar_a549).
+
+Runs the same package functions as the workflow's benchmark rules (scmvp.baselines, scmvp.metrics) on all
+2,641 cells and writes one row per method and clustering (the clustering.tsv columns) to --out.
+scMVP's own row needs its embedding: pass --scmvp an imputed.h5mu (obsm["X_scmvp"]) from the workflow.
+
+    .venv/bin/python bench/bench_clustering_scicar.py --out bench_results/scicar_clustering.tsv
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import scipy.io
+import scipy.sparse as sp
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "scripts"))
+
+from scmvp import baselines, metrics  # noqa: E402
+
+log = logging.getLogger("bench")
+DEFAULT_DATA = REPO / ".." / "shared" / "data" / "scicar_a549"
+
+
+def read_scicar(folder: Path, min_cells: int = 3):
+    """The sci-CAR A549 MuData (rna, atac: counts in X and layers["counts"]; obs["label"])."""
+    import anndata as ad
+    import mudata as md
+
+    mods = {}
+    for mod in ("rna", "atac"):
+        matrix = sp.csr_matrix(scipy.io.mmread(folder / mod / "matrix.mtx.gz").T, dtype=np.float32)
+        features = pd.read_csv(folder / mod / "features.tsv", sep="\t", header=None)[0].astype(str)
+        barcodes = pd.read_csv(folder / mod / "barcodes.tsv", sep="\t", header=None)[0].astype(str)
+        adata = ad.AnnData(matrix, obs=pd.DataFrame(index=barcodes.to_numpy()),
+                           var=pd.DataFrame(index=features.to_numpy()))
+        adata.var_names_make_unique()
+        keep = np.asarray((adata.X > 0).sum(axis=0)).ravel() >= min_cells
+        adata = adata[:, keep].copy()
+        adata.layers["counts"] = adata.X.copy()
+        mods[mod] = adata
+    if not mods["rna"].obs_names.equals(mods["atac"].obs_names):
+        raise SystemExit("rna and atac barcodes differ")
+    labels = pd.read_csv(folder / "labels.tsv", sep="\t", index_col=0).iloc[:, 0].astype(str)
+    mdata = md.MuData(mods)
+    mdata.obs["label"] = labels.reindex(mdata.obs_names).to_numpy()
+    return mdata
+
+
+def embed(method, mdata, args):
+    if method == "rna_pca":
+        return baselines.rna_pca(mdata.mod["rna"], args.n_top_genes, args.n_pcs, args.seed), None
+    if method == "atac_lsi":
+        embedding, rho = baselines.atac_lsi(mdata.mod["atac"], args.n_lsi, args.seed)
+        log.info("atac_lsi: first LSI component vs log depth rho = %.3f", rho)
+        return embedding, None
+    if method == "wnn":
+        umap, graph, weights = baselines.wnn(mdata, args.n_top_genes, args.n_pcs, args.n_lsi, seed=args.seed)
+        log.info("wnn: mean RNA weight %.3f", weights.mean())
+        return umap, graph
+    if method == "mofa":
+        return baselines.mofa(mdata, args.mofa_factors, args.n_top_genes, seed=args.seed), None
+    if method == "scvi":
+        return baselines.scvi_rna(mdata.mod["rna"], args.scvi_epochs, seed=args.seed, threads=args.threads), None
+    if method == "multivi":
+        return baselines.multivi(mdata, args.scvi_epochs, seed=args.seed, threads=args.threads), None
+    if method == "scmvp":
+        return baselines.read_obsm(args.scmvp, "X_scmvp", mdata.obs_names.astype(str)), None
+    raise ValueError(method)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
+    parser.add_argument("--out", type=Path, default=REPO / "bench_results" / "scicar_clustering.tsv")
+    parser.add_argument("--methods", nargs="+", default=[m for m in baselines.METHODS if m != "scmvp"])
+    parser.add_argument("--scmvp", type=Path, help="imputed.h5mu of the workflow for the scmvp row")
+    parser.add_argument("--n-top-genes", type=int, default=2000)
+    parser.add_argument("--n-pcs", type=int, default=30)
+    parser.add_argument("--n-lsi", type=int, default=30)
+    parser.add_argument("--mofa-factors", type=int, default=15)
+    parser.add_argument("--scvi-epochs", type=int, default=200)
+    parser.add_argument("--n-neighbors", type=int, default=15)
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+    if args.scmvp and "scmvp" not in args.methods:
+        args.methods = ["scmvp", *args.methods]
+
+    mdata = read_scicar(args.data)
+    log.info("sci-CAR A549: %d cells, %d genes, %d peaks", mdata.n_obs, mdata.mod["rna"].n_vars,
+             mdata.mod["atac"].n_vars)
+    labels = mdata.obs["label"].astype(object).to_numpy()
+    import muon  # noqa: F401 - imported before timing, as in the workflow rules
+    import scanpy  # noqa: F401
+
+    rows = []
+    for method in args.methods:
+        if method in ("scvi", "multivi"):
+            import scvi  # noqa: F401
+        with metrics.track_resources() as usage:
+            embedding, graph = embed(method, mdata, args)
+        if graph is None:
+            graph = metrics.knn_graph(embedding, n_neighbors=args.n_neighbors, seed=args.seed)
+        for row in metrics.score_clusterings(embedding, graph, labels, seed=args.seed):
+            rows.append({"method": method, **row, **usage})
+            log.info("%s", rows[-1])
+        table = pd.DataFrame(rows)
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        table.to_csv(args.out, sep="\t", index=False, float_format="%.4f")
+    print(pd.DataFrame(rows).to_string(index=False))
+
+
+if __name__ == "__main__":
+    main()

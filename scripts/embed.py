@@ -1,0 +1,114 @@
+"""Embed the preprocessed cells with one benchmark method; write the embedding and its time/memory.
+
+params: method, seed, n_top_genes, n_pcs, n_lsi_components, mofa_factors, mofa_iterations,
+scvi_epochs, accelerator; for scmvp also model_benchmarks (folder of the model rules' benchmark files).
+"""
+import json
+import logging
+import os
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+
+from scmvp import baselines
+from scmvp.errors import InputError
+from scmvp.metrics import track_resources
+from scmvp.rule import atomic_path, run
+
+log = logging.getLogger("scmvp.embed")
+# Snakemake benchmark files of the model rules (rules/model.smk): scMVP's cost is training + imputation.
+MODEL_BENCHMARKS = ("train.tsv", "impute.tsv")
+
+
+def model_resources(benchmark_dir):
+    """Seconds and peak memory of the model's training + imputation, from Snakemake benchmark files."""
+    files = [path for path in (os.path.join(benchmark_dir, name) for name in MODEL_BENCHMARKS)
+             if os.path.exists(path)]
+    if not files:
+        log.warning("no model benchmark files in %s: scmvp seconds/memory left empty", benchmark_dir)
+        return {"seconds": None, "peak_mem_mb": None}
+    tables = [pd.read_csv(path, sep="\t") for path in files]
+    return {"seconds": float(sum(t["s"].iloc[0] for t in tables)),
+            "peak_mem_mb": float(max(pd.to_numeric(t["max_rss"], errors="coerce").iloc[0] for t in tables)),
+            "from": files}
+
+
+def embed(method, mdata, params, threads):
+    """Run one method; returns (embedding, extra outputs dict)."""
+    seed = params.seed
+    if method == "rna_pca":
+        return baselines.rna_pca(mdata.mod["rna"], params.n_top_genes, params.n_pcs, seed), {}
+    if method == "atac_lsi":
+        embedding, rho = baselines.atac_lsi(mdata.mod["atac"], params.n_lsi_components, seed)
+        return embedding, {"depth_spearman_first_component": rho}
+    if method == "wnn":
+        umap, graph, weights = baselines.wnn(mdata, params.n_top_genes, params.n_pcs,
+                                             params.n_lsi_components, seed=seed)
+        return umap, {"graph": graph, "mean_rna_weight": float(np.mean(weights))}
+    if method == "mofa":
+        return baselines.mofa(mdata, params.mofa_factors, params.n_top_genes,
+                              n_iterations=params.mofa_iterations, seed=seed), {}
+    if method == "scvi":
+        return baselines.scvi_rna(mdata.mod["rna"], params.scvi_epochs, seed=seed, threads=threads,
+                                  accelerator=params.accelerator), {}
+    if method == "multivi":
+        return baselines.multivi(mdata, params.scvi_epochs, seed=seed, threads=threads,
+                                 accelerator=params.accelerator), {}
+    raise ValueError(f"unknown method {method}")
+
+
+def import_libraries(method):
+    """Import a method's libraries before the clock starts: their import time is not the method's cost."""
+    import muon  # noqa: F401
+    import scanpy  # noqa: F401
+
+    if method in ("scvi", "multivi"):
+        import scvi  # noqa: F401
+    if method == "mofa":
+        import mofapy2  # noqa: F401
+
+
+def check_modalities(mdata, path):
+    for mod in ("rna", "atac"):
+        if mod not in mdata.mod:
+            raise InputError(path, f"has no '{mod}' modality (found {list(mdata.mod)})")
+        if mdata.mod[mod].n_obs != mdata.n_obs:
+            raise InputError(path, f"modality '{mod}' has {mdata.mod[mod].n_obs} cells, the MuData {mdata.n_obs}")
+    if mdata.n_obs < 10:
+        raise InputError(path, f"only {mdata.n_obs} cells: too few to benchmark")
+
+
+def main(smk):
+    method = smk.params.method
+    data = smk.input.data
+    if method == "scmvp":
+        barcodes, _ = baselines.read_cells(data)
+        embedding = baselines.read_obsm(smk.input.embedding, "X_scmvp", barcodes)
+        if not np.isfinite(embedding).all():
+            raise InputError(smk.input.embedding, 'obsm["X_scmvp"] has NaN or infinite values')
+        usage, extra = model_resources(smk.params.model_benchmarks), {}
+    else:
+        import mudata as md
+
+        try:
+            mdata = md.read_h5mu(data)
+        except OSError as err:
+            raise InputError(data, f"not a readable h5mu file ({err})") from None
+        check_modalities(mdata, data)
+        barcodes = mdata.obs_names.astype(str)
+        import_libraries(method)
+        with track_resources() as usage:
+            embedding, extra = embed(method, mdata, smk.params, smk.threads)
+    log.info("%s: embedding %s in %s s, peak %s MB", method, embedding.shape, usage["seconds"],
+             usage["peak_mem_mb"])
+    if "graph" in extra:
+        with atomic_path(smk.output.graph) as tmp:
+            sp.save_npz(tmp, sp.csr_matrix(extra.pop("graph")))
+    baselines.write_embedding(embedding, barcodes, smk.output.embedding)
+    with atomic_path(smk.output.resources) as tmp, open(tmp, "w") as handle:
+        json.dump({"method": method, "n_cells": int(len(barcodes)), "n_dims": int(embedding.shape[1]),
+                   **usage, **extra}, handle, indent=1)
+
+
+run(main, snakemake)  # noqa: F821 - injected by Snakemake

@@ -1,0 +1,177 @@
+"""Clustering metrics of the benchmark: ARI/NMI, KMeans, Leiden with a resolution search, resources.
+
+Every function is pure and seeded: the same inputs and seed give the same clusters on CPU.
+"""
+from __future__ import annotations
+
+import contextlib
+import logging
+import resource
+import time
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+
+log = logging.getLogger(__name__)
+
+
+def clustering_scores(labels, clusters) -> dict:
+    """ARI and NMI (arithmetic normalisation) of ``clusters`` against the true ``labels``."""
+    from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
+
+    labels = np.asarray(labels)
+    clusters = np.asarray(clusters)
+    if labels.shape != clusters.shape:
+        raise ValueError(f"labels ({labels.shape}) and clusters ({clusters.shape}) differ in length")
+    return {
+        "ari": float(adjusted_rand_score(labels, clusters)),
+        "nmi": float(normalized_mutual_info_score(labels, clusters)),
+    }
+
+
+def kmeans(embedding, n_clusters: int, seed: int = 0) -> np.ndarray:
+    """KMeans (10 restarts) on the embedding; cluster ids 0..n_clusters-1."""
+    from sklearn.cluster import KMeans
+
+    model = KMeans(n_clusters=n_clusters, n_init=10, random_state=seed)
+    return model.fit_predict(np.asarray(embedding, dtype=np.float64))
+
+
+def knn_graph(embedding, n_neighbors: int = 15, seed: int = 0):
+    """Symmetric UMAP-style kNN connectivities of an embedding (scanpy), as a CSR matrix."""
+    import anndata as ad
+    import scanpy as sc
+
+    adata = ad.AnnData(obsm={"X_emb": np.asarray(embedding, dtype=np.float32)},
+                       obs=pd.DataFrame(index=[str(i) for i in range(len(embedding))]))
+    sc.pp.neighbors(adata, n_neighbors=min(n_neighbors, adata.n_obs - 1), use_rep="X_emb",
+                    random_state=seed)
+    return sp.csr_matrix(adata.obsp["connectivities"])
+
+
+def umap_of_graph(connectivities, seed: int = 0) -> np.ndarray:
+    """2-D UMAP layout of a kNN/WNN graph (scanpy's implementation, seeded)."""
+    import anndata as ad
+    import scanpy as sc
+
+    n = connectivities.shape[0]
+    adata = ad.AnnData(obs=pd.DataFrame(index=[str(i) for i in range(n)]))
+    adata.obsp["connectivities"] = sp.csr_matrix(connectivities)
+    adata.obsp["distances"] = sp.csr_matrix(connectivities.shape)
+    adata.uns["neighbors"] = {"connectivities_key": "connectivities", "distances_key": "distances",
+                              "params": {"method": "umap", "n_neighbors": 15}}
+    sc.tl.umap(adata, random_state=seed)
+    return np.asarray(adata.obsm["X_umap"])
+
+
+def leiden(connectivities, resolution: float, seed: int = 0) -> np.ndarray:
+    """Leiden clustering (RB configuration model) of a weighted undirected graph."""
+    import igraph
+    import leidenalg
+
+    graph = sp.triu(sp.csr_matrix(connectivities), k=1).tocoo()
+    g = igraph.Graph(n=connectivities.shape[0], edges=list(zip(graph.row.tolist(), graph.col.tolist())),
+                     directed=False)
+    g.es["weight"] = graph.data.tolist()
+    partition = leidenalg.find_partition(
+        g, leidenalg.RBConfigurationVertexPartition, weights="weight",
+        resolution_parameter=resolution, n_iterations=-1, seed=seed)
+    return np.asarray(partition.membership)
+
+
+def leiden_with_n_clusters(connectivities, n_clusters: int, seed: int = 0, max_steps: int = 30):
+    """Leiden at the resolution (found by bisection) that gives ``n_clusters`` clusters.
+
+    The number of clusters grows with the resolution, though not strictly; when no resolution gives
+    exactly ``n_clusters`` the closest clustering found is returned.
+    Returns ``(clusters, resolution, n_clusters_reached)``.
+    """
+    cache = {}
+
+    def clusters_at(resolution):
+        if resolution not in cache:
+            membership = leiden(connectivities, resolution, seed)
+            cache[resolution] = (membership, len(np.unique(membership)))
+        return cache[resolution]
+
+    def best():
+        resolution = min(cache, key=lambda r: (abs(cache[r][1] - n_clusters), r))
+        return cache[resolution][0], resolution, cache[resolution][1]
+
+    low, high = 0.0, 1.0
+    while clusters_at(high)[1] < n_clusters and high < 1e3:
+        low, high = high, high * 2
+    for _ in range(max_steps):
+        if clusters_at(high)[1] == n_clusters:
+            break
+        middle = (low + high) / 2
+        reached = clusters_at(middle)[1]
+        if reached == n_clusters:
+            break
+        if reached < n_clusters:
+            low = middle
+        else:
+            high = middle
+    clusters, resolution, reached = best()
+    log.info("Leiden: resolution %.4g gives %d clusters (target %d)", resolution, reached, n_clusters)
+    return clusters, resolution, reached
+
+
+def _reset_peak_rss() -> bool:
+    """Reset the kernel's peak-RSS counter of this process (Linux); False where unsupported."""
+    try:
+        with open("/proc/self/clear_refs", "w") as handle:
+            handle.write("5")
+        return True
+    except OSError:
+        return False
+
+
+def _peak_rss_mb() -> float:
+    try:
+        with open("/proc/self/status") as handle:
+            for line in handle:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # kB on Linux
+
+
+@contextlib.contextmanager
+def track_resources():
+    """Measure wall seconds and peak resident memory (MB) of the enclosed block.
+
+    Yields a dict filled with ``seconds`` and ``peak_mem_mb`` on exit. The peak counter is reset at
+    the start where the kernel allows it; elsewhere it is the process peak so far.
+    """
+    usage = {}
+    _reset_peak_rss()
+    start = time.perf_counter()
+    try:
+        yield usage
+    finally:
+        usage["seconds"] = time.perf_counter() - start
+        usage["peak_mem_mb"] = _peak_rss_mb()
+
+
+def score_clusterings(embedding, graph, labels, seed: int = 0) -> list:
+    """KMeans on ``embedding`` and Leiden on ``graph``, both at the number of true labels, scored.
+
+    ``labels`` holds None for unlabelled cells: they are clustered but not scored. Returns one dict per
+    clustering with ``clustering, ari, nmi, n_clusters``.
+    """
+    labels = np.asarray(labels, dtype=object)
+    labelled = np.array([label is not None for label in labels])
+    true = labels[labelled].astype(str)
+    n_labels = len(np.unique(true))
+    if n_labels < 2:
+        raise ValueError("fewer than two distinct labels: nothing to score against")
+    clusterings = {
+        "kmeans": kmeans(embedding, n_labels, seed=seed),
+        "leiden": leiden_with_n_clusters(graph, n_labels, seed=seed)[0],
+    }
+    return [{"clustering": name, **clustering_scores(true, clusters[labelled]),
+             "n_clusters": int(len(np.unique(clusters)))}
+            for name, clusters in clusterings.items()]

@@ -1,0 +1,119 @@
+"""Figures of the pipeline (matplotlib/seaborn, Agg backend): small functions, one figure each.
+
+Colour-blind-safe colours throughout (Okabe-Ito), readable axis labels, saved with ``save``.
+"""
+from __future__ import annotations
+
+import math
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+# Okabe & Ito (2008), colour-universal design; black moved last.
+OKABE_ITO = ["#E69F00", "#56B4E9", "#009E73", "#F0E442", "#0072B2", "#D55E00", "#CC79A7", "#999999", "#000000"]
+# Fixed colour per benchmark method, so every figure shows a method in the same colour.
+METHOD_COLOURS = {"scmvp": "#D55E00", "rna_pca": "#56B4E9", "atac_lsi": "#009E73", "wnn": "#E69F00",
+                  "mofa": "#CC79A7", "multivi": "#0072B2", "scvi": "#999999"}
+
+
+def palette(n: int) -> list:
+    """``n`` distinguishable colours: Okabe-Ito, then seaborn's colour-blind palette, then husl."""
+    if n <= len(OKABE_ITO):
+        return OKABE_ITO[:n]
+    import seaborn as sns
+
+    base = OKABE_ITO + [c for c in sns.color_palette("colorblind").as_hex() if c not in OKABE_ITO]
+    return base[:n] if n <= len(base) else sns.color_palette("husl", n).as_hex()
+
+
+def save(fig, path, dpi: int = 150):
+    """Save a figure (tight bounding box) through a temporary name, then close it."""
+    from .rule import atomic_path
+
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=dpi, bbox_inches="tight", format=str(path).rsplit(".", 1)[-1])
+    plt.close(fig)
+
+
+def clustering_bars(scores: pd.DataFrame, title: str = ""):
+    """Grouped bars of ARI and NMI per method, one panel per clustering (kmeans, leiden).
+
+    ``scores`` has the columns of clustering.tsv. Returns the figure.
+    """
+    clusterings = list(dict.fromkeys(scores["clustering"]))
+    methods = list(dict.fromkeys(scores["method"]))
+    fig, axes = plt.subplots(1, len(clusterings), figsize=(1.2 + 0.9 * len(methods) * len(clusterings), 3.6),
+                             sharey=True, squeeze=False)
+    width = 0.38
+    for ax, clustering in zip(axes[0], clusterings):
+        table = scores[scores["clustering"] == clustering].set_index("method").reindex(methods)
+        x = np.arange(len(methods))
+        for offset, metric, hatch in ((-width / 2, "ari", ""), (width / 2, "nmi", "//")):
+            ax.bar(x + offset, table[metric].to_numpy(dtype=float), width,
+                   color=[METHOD_COLOURS.get(m, "#999999") for m in methods], edgecolor="black",
+                   linewidth=0.6, hatch=hatch, label=metric.upper())
+        ax.set_xticks(x, methods, rotation=35, ha="right")
+        n_clusters = table["n_clusters"].to_numpy()
+        ax.set_title(f"{clustering} (clusters: {', '.join(str(int(n)) for n in n_clusters)})", fontsize=9)
+        ax.set_ylim(min(0.0, float(np.nanmin(table[["ari", "nmi"]].to_numpy(dtype=float)))), 1.0)
+        ax.axhline(0, color="black", linewidth=0.6)
+        ax.set_xlabel("method")
+    axes[0][0].set_ylabel("score vs true labels (1 = perfect)")
+    from matplotlib.patches import Patch
+
+    axes[0][-1].legend(handles=[Patch(facecolor="white", edgecolor="black", label="ARI"),
+                                Patch(facecolor="white", edgecolor="black", hatch="//", label="NMI")],
+                       loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=9, frameon=False)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def embedding_grid(coords: pd.DataFrame, colour: str, panel: str = "method", title: str = "",
+                   x: str = "umap_1", y: str = "umap_2", max_columns: int = 4):
+    """Scatter plots of 2-D coordinates, one panel per value of ``panel``, coloured by column ``colour``.
+
+    Categories keep one colour across panels; the legend is shared (omitted beyond 20 categories).
+    """
+    panels = list(dict.fromkeys(coords[panel]))
+    categories = sorted(coords[colour].fillna("NA").astype(str).unique(), key=_natural_key)
+    colours = dict(zip(categories, palette(len(categories))))
+    n_columns = min(max_columns, len(panels))
+    n_rows = math.ceil(len(panels) / n_columns)
+    fig, axes = plt.subplots(n_rows, n_columns, figsize=(3.2 * n_columns + 1.6, 3.1 * n_rows), squeeze=False)
+    point_size = max(1.0, min(12.0, 6000 / max(1, len(coords) / len(panels))))
+    for ax, name in zip(axes.flat, panels):
+        part = coords[coords[panel] == name]
+        groups = part[colour].fillna("NA").astype(str)
+        for category in categories:
+            mask = (groups == category).to_numpy()
+            if mask.any():
+                ax.scatter(part[x].to_numpy()[mask], part[y].to_numpy()[mask], s=point_size,
+                           color=colours[category], linewidths=0, rasterized=True, label=category)
+        ax.set_title(str(name))
+        ax.set_xticks([])
+        ax.set_yticks([])
+        ax.set_xlabel(x.replace("_", " ").upper(), fontsize=8)
+        ax.set_ylabel(y.replace("_", " ").upper(), fontsize=8)
+    for ax in list(axes.flat)[len(panels):]:
+        ax.axis("off")
+    if len(categories) <= 20:
+        from matplotlib.lines import Line2D
+
+        handles = [Line2D([], [], marker="o", linestyle="", color=colours[c], label=c) for c in categories]
+        fig.legend(handles=handles, title=colour, loc="center left", bbox_to_anchor=(1.0, 0.5), frameon=False)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def _natural_key(text: str):
+    import re
+
+    return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", text)]

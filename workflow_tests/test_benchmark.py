@@ -1,0 +1,206 @@
+"""The clustering benchmark: each baseline on a small synthetic MuData (shape, seeded determinism,
+clusters found), the rule scripts' input checks, and the end-to-end benchmark + report on the tiny workflow.
+"""
+import json
+
+import anndata as ad
+import mudata as md
+import numpy as np
+import pandas as pd
+import pytest
+import scipy.sparse as sp
+
+from conftest import snakemake
+from scmvp import baselines, metrics
+from scmvp.errors import InputError
+
+N_TYPES = 4
+
+
+def synthetic_mudata(n_cells=240, n_genes=150, n_peaks=1200, seed=0):
+    """Paired counts of N_TYPES cell types: type-specific gene means and peak probabilities,
+    and a per-cell depth shared by both modalities (so the first LSI component follows depth)."""
+    rng = np.random.default_rng(seed)
+    types = rng.integers(0, N_TYPES, n_cells)
+    gene_means = rng.gamma(1.0, 1.0, (N_TYPES, n_genes)) * rng.choice([1, 5], (N_TYPES, n_genes), p=[0.85, 0.15])
+    depth = rng.lognormal(0, 0.4, n_cells)
+    rna = rng.poisson(gene_means[types] * depth[:, None])
+    peak_p = rng.beta(0.5, 10, (N_TYPES, n_peaks))
+    peak_p = np.where(rng.random((N_TYPES, n_peaks)) < 0.15, np.minimum(peak_p * 8, 0.7), peak_p)
+    atac = rng.random((n_cells, n_peaks)) < np.minimum(peak_p[types] * depth[:, None], 1)
+    obs = pd.DataFrame(index=[f"cell{i}" for i in range(n_cells)])
+    mods = {}
+    for name, counts, features in (("rna", rna, [f"gene{i}" for i in range(n_genes)]),
+                                   ("atac", atac, [f"chr1:{i * 1000}-{i * 1000 + 500}" for i in range(n_peaks)])):
+        adata = ad.AnnData(sp.csr_matrix(counts.astype(np.float32)), obs=obs.copy(),
+                           var=pd.DataFrame(index=features))
+        adata.layers["counts"] = adata.X.copy()
+        adata.X = adata.X * 0.5  # X is not the counts: methods must read layers["counts"]
+        mods[name] = adata
+    mdata = md.MuData(mods)
+    mdata.obs["label"] = [f"type{t}" for t in types]
+    return mdata
+
+
+@pytest.fixture(scope="module")
+def mdata():
+    return synthetic_mudata()
+
+
+@pytest.fixture(scope="module")
+def labels(mdata):
+    return mdata.obs["label"].to_numpy()
+
+
+def kmeans_ari(embedding, labels):
+    return metrics.clustering_scores(labels, metrics.kmeans(embedding, N_TYPES, seed=0))["ari"]
+
+
+def test_rna_pca_shape_determinism_and_clusters(mdata, labels):
+    first = baselines.rna_pca(mdata.mod["rna"], n_top_genes=100, n_pcs=12, seed=0)
+    again = baselines.rna_pca(mdata.mod["rna"], n_top_genes=100, n_pcs=12, seed=0)
+    assert first.shape == (mdata.n_obs, 12)
+    np.testing.assert_allclose(first, again, atol=1e-6)
+    assert kmeans_ari(first, labels) > 0.9
+
+
+def test_atac_lsi_drops_depth_component_and_is_seeded(mdata, labels):
+    first, rho = baselines.atac_lsi(mdata.mod["atac"], n_components=10, seed=0)
+    again, _ = baselines.atac_lsi(mdata.mod["atac"], n_components=10, seed=0)
+    assert abs(rho) > 0.5  # the synthetic depth dominates the first component: it was dropped
+    assert first.shape == (mdata.n_obs, 10)
+    np.testing.assert_allclose(first, again, atol=1e-6)
+    # the depth component is gone from what is kept
+    assert np.abs(baselines.depth_correlations(first, mdata.mod["atac"].layers["counts"].sum(axis=1))).max() < 0.9
+    assert kmeans_ari(first, labels) > 0.9
+
+
+def test_mofa_factors(mdata, labels):
+    first = baselines.mofa(mdata, n_factors=5, n_top_genes=100, n_top_peaks=500, n_iterations=100, seed=0)
+    again = baselines.mofa(mdata, n_factors=5, n_top_genes=100, n_top_peaks=500, n_iterations=100, seed=0)
+    assert first.shape[0] == mdata.n_obs and 2 <= first.shape[1] <= 5
+    np.testing.assert_allclose(first, again, atol=1e-6)
+    assert kmeans_ari(first, labels) > 0.9
+
+
+def test_scvi_rna_latent(mdata, labels):
+    first = baselines.scvi_rna(mdata.mod["rna"], n_epochs=3, n_latent=6, seed=0)
+    again = baselines.scvi_rna(mdata.mod["rna"], n_epochs=3, n_latent=6, seed=0)
+    assert first.shape == (mdata.n_obs, 6)
+    np.testing.assert_allclose(first, again, atol=1e-5)
+    assert np.isfinite(first).all()
+
+
+def test_multivi_latent(mdata):
+    first = baselines.multivi(mdata, n_epochs=3, n_latent=6, seed=0)
+    again = baselines.multivi(mdata, n_epochs=3, n_latent=6, seed=0)
+    assert first.shape == (mdata.n_obs, 6)
+    np.testing.assert_allclose(first, again, atol=1e-5)
+    assert np.isfinite(first).all()
+
+
+def test_wnn_graph_and_umap(mdata, labels):
+    # one WNN call in the suite: muon spends ~60 s compiling it in every new process
+    umap, graph, rna_weight = baselines.wnn(mdata, n_top_genes=100, n_pcs=10, n_lsi_components=10, seed=0)
+    assert umap.shape == (mdata.n_obs, 2) and np.isfinite(umap).all()
+    assert graph.shape == (mdata.n_obs, mdata.n_obs)
+    assert abs(graph - graph.T).max() < 1e-6
+    assert ((rna_weight >= 0) & (rna_weight <= 1)).all()
+    clusters, _, reached = metrics.leiden_with_n_clusters(graph, N_TYPES, seed=0)
+    assert reached == N_TYPES
+    assert metrics.clustering_scores(labels, clusters)["ari"] > 0.9
+
+
+def test_read_cells_and_obsm_follow_the_benchmark_cells(tmp_path, mdata):
+    path = tmp_path / "imputed.h5mu"
+    written = mdata.copy()
+    written.obsm["X_scmvp"] = np.arange(mdata.n_obs * 3, dtype=float).reshape(-1, 3)
+    written.write(path)
+    barcodes, labels = baselines.read_cells(path)
+    assert list(barcodes) == list(mdata.obs_names) and list(labels) == list(mdata.obs["label"])
+    subset = list(reversed(barcodes[:5]))
+    rows = baselines.read_obsm(path, "X_scmvp", subset)
+    np.testing.assert_array_equal(rows[:, 0], [3 * int(b[4:]) for b in subset])
+    with pytest.raises(InputError, match="lacks 1 of the benchmark's cells"):
+        baselines.read_obsm(path, "X_scmvp", ["not_a_cell"])
+    with pytest.raises(InputError, match=r'has no obsm\["X_other"\]'):
+        baselines.read_obsm(path, "X_other")
+
+
+def test_bad_inputs_name_the_file(tmp_path):
+    not_h5 = tmp_path / "broken.h5mu"
+    not_h5.write_text("this is not HDF5")
+    with pytest.raises(InputError, match="broken.h5mu"):
+        baselines.read_cells(not_h5)
+    table = tmp_path / "emb.tsv"
+    table.write_text("barcode\tdim_1\ncell0\tnan\n")
+    with pytest.raises(InputError, match="emb.tsv: the embedding has NaN"):
+        baselines.read_embedding(table)
+
+
+def test_embedding_tsv_round_trip(tmp_path):
+    embedding = np.random.default_rng(0).normal(size=(7, 3))
+    barcodes = [f"AAAC-{i}" for i in range(7)]
+    baselines.write_embedding(embedding, barcodes, tmp_path / "e.tsv")
+    cells, matrix = baselines.read_embedding(tmp_path / "e.tsv")
+    assert list(cells) == barcodes
+    np.testing.assert_allclose(matrix, embedding, rtol=1e-5)
+
+
+def test_benchmark_end_to_end_and_report(tiny_workflow):
+    """clustering.tsv on the tiny simulated dataset, its figures, and the HTML report that shows them."""
+    scores, bars, umap = tiny_workflow.build("tiny/benchmark/clustering.tsv", "tiny/benchmark/clustering.png",
+                                             "tiny/benchmark/umap.png")
+    table = pd.read_csv(scores, sep="\t")
+    assert list(table.columns) == ["method", "clustering", "ari", "nmi", "n_clusters", "seconds", "peak_mem_mb"]
+    methods = tiny_workflow.config["benchmark"]["methods"]
+    assert sorted(table["method"].unique()) == sorted(methods)
+    assert len(table) == 2 * len(methods) and set(table["clustering"]) == {"kmeans", "leiden"}
+    assert table[["ari", "nmi"]].apply(lambda c: c.between(-0.5, 1.0)).all().all()
+    rna = table[table["method"] == "rna_pca"].set_index("clustering")
+    assert rna.loc["kmeans", "ari"] > 0.5 and rna.loc["leiden", "ari"] > 0.5
+    n_types = tiny_workflow.config["datasets"]["tiny"]["simulate"]["n_types"]
+    assert (rna["n_clusters"] == n_types).all()
+    assert (table.loc[table["method"] != "scmvp", "seconds"] > 0).all()
+    assert (table.loc[table["method"] != "scmvp", "peak_mem_mb"] > 10).all()
+    for figure in (bars, umap):
+        assert figure.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and figure.stat().st_size > 10_000
+    lsi = json.loads((scores.parent / "embeddings" / "atac_lsi.json").read_text())
+    assert "depth_spearman_first_component" in lsi
+
+    html = tiny_workflow.workdir / "report.html"
+    snakemake(tiny_workflow.workdir, tiny_workflow.config,
+              targets=[str(p) for p in (scores, bars, umap)], extra=("--report", str(html)))
+    text = html.read_text(errors="replace")
+    for name in ("clustering.png", "umap.png", "clustering.tsv", "Clustering benchmark", "scMVP pipeline"):
+        assert name in text, f"{name} missing from the report"
+
+
+def test_unlabelled_dataset_gets_umaps_but_no_scores(tmp_path, mdata):
+    """Without labels the benchmark's targets are the UMAP grid only (dry run of the real workflow)."""
+    unlabelled = mdata.copy()
+    del unlabelled.obs["label"]
+    path = tmp_path / "mine.h5mu"
+    unlabelled.write(path)
+    config = {"datasets": {"mine": {"technology": "h5mu", "path": str(path)}},
+              "benchmark": {"methods": ["rna_pca", "wnn"]}}
+    proc = snakemake(tmp_path, config, extra=("--dry-run", "--quiet", "rules"))
+    planned = proc.stdout + proc.stderr
+    for rule in ("embed_rna_pca", "embed_wnn", "benchmark_umap", "plot_benchmark_umap"):
+        assert rule in planned
+    for rule in ("benchmark_scores", "plot_benchmark_scores", "embed_scmvp"):
+        assert rule not in planned
+
+
+def test_umap_grid_coloured_by_clusters(tmp_path):
+    rng = np.random.default_rng(0)
+    coords = pd.DataFrame({"method": np.repeat(["rna_pca", "wnn", "mofa"], 50),
+                           "umap_1": rng.normal(size=150), "umap_2": rng.normal(size=150),
+                           "leiden": rng.integers(0, 12, 150).astype(str)})
+    from scmvp import plots
+
+    fig = plots.embedding_grid(coords, colour="leiden")
+    assert len([ax for ax in fig.axes if ax.axison]) == 3
+    assert len(fig.legends[0].get_texts()) == 12
+    plots.save(fig, tmp_path / "grid.png")
+    assert (tmp_path / "grid.png").stat().st_size > 5000
