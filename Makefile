@@ -37,5 +37,12 @@ lint: setup
 report: setup
 	$(VENV)/bin/snakemake --profile profiles/default --cores $(CORES) --report results/report.html
 
+# Speed, memory and accuracy numbers (not timed tests): each script prints its numbers; see README "Benchmarks".
+bench: setup
+	$(PY) bench/bench_model.py --cells 1000 10000 50000 --epochs 1 --threads 1
+	$(PY) bench/bench_scicar.py --seeds 0 1 2 3 4 --ablations --threads 1
+	$(PY) bench/bench_clustering_scicar.py --out bench_results/scicar_clustering.tsv --scvi-epochs 50
+	$(PY) bench/bench_cre.py
+
 clean:
 	rm -rf results .snakemake

@@ -12,6 +12,8 @@ import tempfile
 import numpy as np
 import scipy.sparse as sp
 
+from .preprocessing import seeded_lsi
+
 log = logging.getLogger(__name__)
 
 METHODS = ["scmvp", "rna_pca", "atac_lsi", "wnn", "mofa", "multivi", "scvi"]
@@ -85,19 +87,9 @@ def drop_depth_component(lsi, depth, cutoff: float = DEPTH_CORRELATION_CUTOFF):
     return np.asarray(lsi), rho_first
 
 
-def seeded_lsi(tfidf, n_components: int, seed: int = 0) -> np.ndarray:
-    """LSI as ``mu.atac.tl.lsi`` computes it (truncated SVD, components by decreasing singular value,
-    each scaled to zero mean and unit variance), with ARPACK's start vector seeded: muon leaves it
-    random, so its LSI differs slightly from run to run."""
-    from scipy.sparse.linalg import svds
-
-    cells, singular_values, _ = svds(sp.csr_matrix(tfidf, dtype=np.float64), k=n_components, rng=seed)
-    cells = cells[:, np.argsort(-singular_values)]
-    return (cells - cells.mean(axis=0)) / cells.std(axis=0)
-
-
 def atac_lsi(atac, n_components: int = 30, seed: int = 0):
-    """TF-IDF through muon (``mu.atac.pp.tfidf``) + LSI (seeded_lsi), then the depth component dropped (see drop_depth_component).
+    """TF-IDF and LSI through muon (seeded, see preprocessing.seeded_lsi), then the depth component dropped
+    (see drop_depth_component).
 
     Returns ``(embedding, rho_first)``.
     """
@@ -109,7 +101,8 @@ def atac_lsi(atac, n_components: int = 30, seed: int = 0):
     mu.atac.pp.tfidf(adata, log_tf=True, log_idf=True)
     # one extra component so that dropping the depth component still leaves n_components
     n_comps = min(n_components + 1, adata.n_vars - 1, adata.n_obs - 1)
-    lsi = _fix_signs(seeded_lsi(adata.X, n_comps, seed))
+    seeded_lsi(adata, n_comps, seed)
+    lsi = np.asarray(adata.obsm["X_lsi"], dtype=np.float64)
     embedding, rho = drop_depth_component(lsi, depth)
     embedding = embedding[:, :n_components]
     log.info("LSI: first component vs log depth rho=%.3f -> %s", rho,

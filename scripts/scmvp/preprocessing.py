@@ -189,15 +189,21 @@ def normalise_atac(atac, qc: QCConfig, seed: int = 0):
     mu.atac.pp.tfidf(atac, log_tf=True, log_idf=True, scale_factor=1e4)
     atac.X = _csr(atac.X)
     atac.layers["tfidf"] = atac.X.copy()
-    n_comps = max(1, min(qc.n_lsi_components, atac.n_obs - 1, atac.n_vars - 1))
-    with _seeded_svds(seed):
-        mu.atac.tl.lsi(atac, n_comps=n_comps)
-    _orient_lsi(atac)
+    seeded_lsi(atac, max(1, min(qc.n_lsi_components, atac.n_obs - 1, atac.n_vars - 1)), seed)
     n_cells = atac.var["n_cells"].to_numpy()
     order = np.argsort(-n_cells, kind="stable")
     flag = np.zeros(atac.n_vars, bool)
     flag[order[: min(qc.n_top_peaks, atac.n_vars)]] = True
     atac.var["highly_accessible"] = flag
+
+
+def seeded_lsi(atac, n_comps: int, seed: int = 0):
+    """LSI of ``atac.X`` through muon (``mu.atac.tl.lsi``), seeded and with a fixed sign convention (in place)."""
+    import muon as mu
+
+    with _seeded_svds(seed):
+        mu.atac.tl.lsi(atac, n_comps=n_comps)
+    _orient_lsi(atac)
 
 
 @contextlib.contextmanager
