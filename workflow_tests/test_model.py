@@ -24,7 +24,7 @@ from scmvp.simulate import simulate
 
 FAST = {"n_latent": 8, "n_hidden": 32, "attention_dim": 16, "n_heads": 2, "n_tokens": 8, "n_transformer_layers": 1,
         "top_genes_attended": 32, "n_components": 4, "n_epochs": 6, "warmup_epochs": 1, "kl_warmup_epochs": 2,
-        "cycle_start_epoch": 3, "batch_size": 32, "device": "cpu", "threads": 1, "seed": 0}
+        "cycle_start_epoch": 3, "batch_size": 32, "min_steps_per_epoch": 1, "device": "cpu", "threads": 1, "seed": 0}
 
 
 @pytest.fixture(scope="module")
@@ -225,18 +225,20 @@ def test_resumes_after_sigkill(tmp_path):
 
 def test_simulated_types_are_recovered():
     """The simulator's 4 discrete types + its trajectory (T_early/T_late split at pseudotime 0.5, one
-    continuous population: counted as one type here). C3/C4 differ by only a few genes."""
+    continuous population: counted as one type here). C3/C4 differ by only a few genes: the RNA encoder
+    must attend to every gene (with the 32 of FAST, C3 and C4 merge; ARI 0.73). Measured: 0.8996."""
     sim = simulate(n_cells=600, n_genes=300, n_peaks=3000, n_types=6, seed=2)
     types = np.where(pd.Series(sim.labels).str.startswith("T_"), "T", sim.labels)
     model = SCMVP(sim.rna, sim.atac, sim.peaks[["chrom", "start", "end"]],
                   dict(FAST, n_latent=10, n_hidden=64, n_components=6, n_epochs=15, warmup_epochs=3,
-                       kl_warmup_epochs=5, cycle_start_epoch=8, batch_size=64))
+                       kl_warmup_epochs=5, cycle_start_epoch=8, batch_size=64, min_steps_per_epoch=40,
+                       top_genes_attended=300))
     model.train(progress=False)
     latent = model.get_latent()
     k = len(np.unique(types))
     pred = KMeans(k, n_init=10, random_state=0).fit_predict(latent)
     ari = adjusted_rand_score(types, pred)
-    assert ari >= 0.75, ari
+    assert ari >= 0.85, ari
     assert len(np.unique(model.get_clusters(latent))) >= 4
 
 
@@ -251,7 +253,8 @@ def test_imputed_h5mu_contract(tiny_workflow):
     assert mdata.obsm["X_scmvp"].shape == (mdata.n_obs, n_latent)
     assert np.isfinite(mdata.obsm["X_scmvp"]).all()
     assert isinstance(mdata.obs["scmvp_cluster"].dtype, pd.CategoricalDtype)
-    assert mdata.obs["scmvp_cluster"].nunique() >= 1    # tiny run: 12 epochs (quality: test_simulated_*)
+    # the GMM must not collapse (tiny run: 5 of 6 components used at the latent means)
+    assert mdata.obs["scmvp_cluster"].nunique() >= 3
     rna, atac = mdata.mod["rna"], mdata.mod["atac"]
     assert list(rna.obs_names) == list(pre.mod["rna"].obs_names)
     assert rna.layers["imputed"].shape == rna.shape and atac.layers["imputed"].shape == atac.shape

@@ -14,8 +14,21 @@ Design choices worth knowing:
   genes masked), learned per-head queries, keys/values = gene embedding + value embedding (linear in the
   expression value, with a per-gene slope for the values).
 * Prior: N(0, I) for `warmup_epochs`, then a GMM fitted (sklearn, diagonal) on the warm-up latent means, its
-  variances widened by the mean posterior variance; pi, mu_c, log sigma_c^2 then learned by gradient.
+  variances widened by the mean posterior variance; pi, mu_c, log sigma_c^2 then learned by gradient, and
+  (`gmm_em`) after every epoch one EM step on the aggregate posterior of the training cells (responsibilities
+  of the latent means; variances = spread of the means + mean posterior variance). Components left with
+  fewer than `gmm_min_fraction` of the cells are re-seeded by splitting the heaviest component: by gradient
+  alone components died one by one (sci-CAR: 1-3 of ~10 left, some seeds collapsed to one cluster).
   `n_components: auto` = number of Leiden clusters (kNN graph, resolution 1) of the warm-up latent.
+* Optimisation: an epoch has at least `min_steps_per_epoch` steps (further shuffled passes over a small
+  dataset), so the schedules counted in epochs (GMM warm-up, KL warm-up, cycle start) get enough optimizer
+  steps; batch 64; AdamW with a cosine decay of the learning rate to `final_lr_fraction` x lr at the end.
+  Too few steps was the main reason for poor latents on small data (sci-CAR 2.6k cells at batch 128:
+  19 steps/epoch).
+* Likelihood weighting: `atac_weight` (default 0.05) scales the ATAC negative log-likelihood. The ATAC
+  likelihood sums over ~50k-100k peaks vs ~1-3k genes, so the plain ELBO (1) lets the (noisy, sparse)
+  ATAC reconstruction dominate the latent (sci-CAR ARI ~0); scaling per-modality likelihoods is a
+  tempered-likelihood choice, not the paper's plain ELBO.
 * Cluster guidance: p(c|z) weights learned cluster embeddings, gated by the decoder state, added to the
   decoders' hidden layer. ZIP dropout logits = per-peak logit + per-cell offset (cheaper than a second
   hidden x peaks head).

@@ -6,6 +6,7 @@ import copy
 import hashlib
 import json
 import logging
+import math
 import os
 import sys
 import time
@@ -58,6 +59,14 @@ def kl_weight(epoch: int, step: int, n_steps: int, warmup_epochs: int) -> float:
     return float(min(1.0, (epoch + step / n_steps) / warmup_epochs))
 
 
+def learning_rate(cfg: dict, epoch: int, step: int, n_steps: int) -> float:
+    """Cosine decay (per step) from `lr` to `lr * final_lr_fraction` at the end of `n_epochs`: the late
+    epochs fine-tune instead of jumping between solutions (a function of the position, so resumable)."""
+    progress = min(1.0, (epoch + step / n_steps) / cfg["n_epochs"])
+    floor = cfg["final_lr_fraction"]
+    return float(cfg["lr"] * (floor + (1.0 - floor) * 0.5 * (1.0 + math.cos(math.pi * progress))))
+
+
 def atomic_torch_save(obj, path):
     tmp = f"{path}.tmp{os.getpid()}"
     torch.save(obj, tmp)
@@ -98,6 +107,43 @@ class Trainer:
         # matches the aggregate posterior (else the KL jumps and squeezes the latent when the prior switches)
         return k, gmm.weights_, gmm.means_, gmm.covariances_ + posterior_var.mean(0, keepdims=True)
 
+    @torch.no_grad()
+    def em_update(self, cells):
+        """One EM step of the GMM prior on the aggregate posterior of the training cells.
+
+        E: responsibilities p(c | mu_x) of the latent means. M: pi, mu_c from them; var_c = the weighted
+        spread of the means + the weighted mean posterior variance (so that the prior matches the aggregate
+        posterior, not only its means). A component that lost (almost) all its cells is re-seeded by
+        splitting the heaviest one along its widest dimension: gradient descent alone lets components die
+        one by one (their p(c|z) vanishes, so nothing pulls them back) and the prior collapses to 1-3.
+        """
+        prior = self.model.module.prior
+        latent, posterior_var = self.model.get_latent(cells, return_variance=True)
+        z = torch.as_tensor(latent, dtype=torch.float64)
+        var_q = torch.as_tensor(posterior_var, dtype=torch.float64)
+        log_pi, mu_c, logvar_c = (t.detach().double().cpu() for t in prior.params())
+        from . import distributions as D
+
+        gamma = D.gmm_responsibilities(z, log_pi, mu_c, logvar_c)
+        n_k = gamma.sum(0)
+        min_cells = max(2.0, self.cfg["gmm_min_fraction"] * len(cells))
+        weights = n_k / n_k.sum()
+        means = (gamma.T @ z) / n_k.clamp_min(1e-8).unsqueeze(1)
+        spread = (gamma.T @ z.pow(2)) / n_k.clamp_min(1e-8).unsqueeze(1) - means.pow(2)
+        variances = spread.clamp_min(0) + (gamma.T @ var_q) / n_k.clamp_min(1e-8).unsqueeze(1)
+        variances = variances.clamp_min(1e-4)
+        dead = [int(c) for c in torch.nonzero(n_k < min_cells).flatten()]
+        for c in dead:
+            big = int(torch.argmax(weights))
+            dim = int(torch.argmax(variances[big]))
+            shift = torch.zeros_like(means[big])
+            shift[dim] = 0.5 * float(torch.sqrt(variances[big, dim]))
+            means[c], variances[c] = means[big] + shift, variances[big].clone()
+            means[big] = means[big] - shift
+            weights[c] = weights[big] = weights[big] / 2
+        prior.set(weights.numpy(), means.numpy(), variances.numpy())
+        return len(dead)
+
     # -- one pass -----------------------------------------------------------------------------------------
     def run_epoch(self, cells, epoch, train, rng=None):
         module, data, cfg = self.model.module, self.model.data, self.cfg
@@ -107,6 +153,12 @@ class Trainer:
         counts = np.zeros(module.n_components or 1, dtype=np.int64)
         n_total = 0
         batches = list(_batches(cells, cfg["batch_size"], rng))
+        if train:
+            # a small dataset gives few optimizer steps per epoch: draw further shuffled passes so that an
+            # epoch (and so the warm-up schedules counted in epochs) always has at least this many steps
+            while len(batches) < cfg["min_steps_per_epoch"]:
+                batches += list(_batches(cells, cfg["batch_size"], rng))
+            batches = batches[:max(cfg["min_steps_per_epoch"], int(np.ceil(len(cells) / cfg["batch_size"])))]
         use_cycle = module.use_cycle and epoch >= cfg["cycle_start_epoch"]
         idf = torch.from_numpy(data.idf).to(device)
         generator = None
@@ -115,6 +167,9 @@ class Trainer:
         beta = 1.0
         for step, idx in enumerate(batches):
             beta = kl_weight(epoch, step, len(batches), cfg["kl_warmup_epochs"])
+            if train:
+                for group in self.optimizer.param_groups:
+                    group["lr"] = learning_rate(cfg, epoch, step, len(batches))
             batch = data.batch(idx, device)
             with torch.set_grad_enabled(train), self.model.autocast():
                 out = module.loss(batch, beta=beta, use_cycle=use_cycle, idf=idf, generator=generator)
@@ -160,6 +215,9 @@ class Trainer:
                 self.optimizer.add_param_group({"params": new_params, "name": "gmm"})
             train_terms, beta, active = self.run_epoch(train_cells, epoch, True, rng)
             row = {"epoch": epoch + 1, "beta": beta, "n_active_components": active}
+            if module.prior is not None and cfg["gmm_em"]:
+                row["reseeded_components"] = self.em_update(train_cells)
+                module.train()
             row.update({f"train_{t}": v for t, v in train_terms.items()})
             if len(val_cells):
                 with torch.no_grad():
