@@ -30,11 +30,8 @@ def reference_genes(path, genes, labels):
 
 def main(smk):
     with H5muLayers(smk.input.imputed) as data:
-        labels = data.labels()
-        if labels is None:
-            raise InputError(smk.input.imputed, 'has no obs["label"]: the DEG validation needs cell labels')
-        if not data.has("rna", "imputed"):
-            raise InputError(smk.input.imputed, 'lacks rna.layers["imputed"]')
+        labels = data.required_labels("the DEG validation")
+        data.require_layer("rna", "imputed")
         genes = data.var("rna").index.astype(str)
         raw = log_normalized(data.counts("rna"))
         imputed = np.vstack([log_normalized(block) for _, _, block in

@@ -30,9 +30,7 @@ def embeddings(data, params):
 def main(smk):
     params = smk.params
     with H5muLayers(smk.input.imputed) as data:
-        labels = data.labels()
-        if labels is None:
-            raise InputError(smk.input.imputed, 'has no obs["label"]: the trajectory needs cell labels')
+        labels = data.required_labels("the trajectory")
         barcodes = data.barcodes()
         in_trajectory = trajectory_cells(labels.to_numpy(), params.trajectory["labels"], smk.input.imputed)
         spaces = embeddings(data, params)

@@ -17,8 +17,7 @@ log = logging.getLogger("scmvp.validate_bulk_atac")
 
 def main(smk):
     with H5muLayers(smk.input.imputed) as data:
-        if not data.has("atac", "imputed"):
-            raise InputError(smk.input.imputed, 'lacks atac.layers["imputed"]')
+        data.require_layer("atac", "imputed")
         peaks = data.var("atac")
         missing = [c for c in ("chrom", "start", "end") if c not in peaks.columns]
         if missing:

@@ -4,7 +4,6 @@ import logging
 
 import pandas as pd
 
-from scmvp.errors import InputError
 from scmvp.references import bulk_columns_for_labels, read_bulk_rna
 from scmvp.rule import atomic_path, run, write_tsv
 from scmvp.validation import (H5muLayers, bulk_by_label, bulk_rna_correlations, chunk_rows_for, iter_csr_rows,
@@ -17,11 +16,8 @@ log = logging.getLogger("scmvp.validate_bulk_rna")
 def main(smk):
     bulk_path = smk.input.bulk
     with H5muLayers(smk.input.imputed) as data:
-        labels = data.labels()
-        if labels is None:
-            raise InputError(smk.input.imputed, 'has no obs["label"]: the bulk RNA validation needs cell labels')
-        if not data.has("rna", "imputed"):
-            raise InputError(smk.input.imputed, 'lacks rna.layers["imputed"]')
+        labels = data.required_labels("the bulk RNA validation")
+        data.require_layer("rna", "imputed")
         barcodes = data.barcodes()
         bulk = read_bulk_rna(bulk_path)
         label_columns = bulk_columns_for_labels(bulk, labels.dropna(), smk.params.label_map, bulk_path)

@@ -96,6 +96,18 @@ class H5muLayers:
                 return values.astype(object).where(values.notna(), None)
         return None
 
+    def require_layer(self, mod, layer):
+        """InputError naming the file unless ``mod.layers[layer]`` exists."""
+        if not self.has(mod, layer):
+            raise InputError(self.path, f'lacks {mod}.layers["{layer}"]')
+
+    def required_labels(self, purpose: str) -> pd.Series:
+        """``labels()``, or an InputError saying that ``purpose`` needs cell labels."""
+        labels = self.labels()
+        if labels is None:
+            raise InputError(self.path, f'has no obs["label"]: {purpose} needs cell labels')
+        return labels
+
     def _matrix_element(self, mod, layer):
         key = f"mod/{mod}/X" if layer is None else f"mod/{mod}/layers/{layer}"
         what = f'{mod}.X' if layer is None else f'{mod}.layers["{layer}"]'
