@@ -2,7 +2,6 @@
 import pandas as pd
 
 from scmvp.cre import classify_peaks, enrichment_table, mark_overlaps, plot_enrichment, reconcile_genes
-from scmvp.errors import InputError
 from scmvp.genes import read_genes
 from scmvp.intervals import parse_peak_names, read_bed
 from scmvp.rule import atomic_path, run, write_tsv
@@ -10,10 +9,7 @@ from scmvp.rule import atomic_path, run, write_tsv
 
 def main(smk):
     links = pd.read_csv(smk.input.links, sep="\t", dtype={"peak": str, "gene": str})
-    try:
-        peaks = parse_peak_names(pd.unique(links["peak"]))
-    except ValueError as err:
-        raise InputError(smk.input.links, str(err)) from None
+    peaks = parse_peak_names(pd.unique(links["peak"]), smk.input.links)
     genome = smk.params.genome
     genes = reconcile_genes(read_genes(smk.input.genes), peaks, smk.input.genes, genome)
     regions = pd.Series(classify_peaks(peaks, genes, smk.params.promoter_distance), index=peaks.index)

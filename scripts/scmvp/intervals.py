@@ -9,28 +9,20 @@ and an InputError says so.
 """
 from __future__ import annotations
 
-import re
-
 import numpy as np
 import pandas as pd
 
 from .errors import InputError
+from .io import peaks as io_peaks
 from .references import normalize_chrom_names, read_bed  # noqa: F401 (read_bed re-exported)
 
-PEAK_NAME = re.compile(r"^(?P<chrom>.+?)[:_-](?P<start>\d+)[-_](?P<end>\d+)$")
 # A reference must name at least this fraction of the peaks' chromosomes (weighted by peak count).
 MIN_SHARED_CHROM_FRACTION = 0.05
 
 
-def parse_peak_names(names) -> pd.DataFrame:
-    """``chrom:start-end`` (also ``chrom-start-end``/``chrom_start_end``) -> chrom, start, end."""
-    names = pd.Index(names).astype(str)
-    parts = names.str.extract(PEAK_NAME)
-    bad = parts["chrom"].isna()
-    if bad.any():
-        raise ValueError(f"peak names not in chrom:start-end form, e.g. {names[bad.to_numpy()][0]!r}")
-    return pd.DataFrame({"chrom": parts["chrom"].to_numpy(), "start": parts["start"].astype(np.int64).to_numpy(),
-                         "end": parts["end"].astype(np.int64).to_numpy()}, index=names)
+def parse_peak_names(names, path=None) -> pd.DataFrame:
+    """chrom, start, end of peak names in any common spelling (the ingest reader's parser, see io.peaks)."""
+    return io_peaks.parse_peak_names(names, path)
 
 
 def reconcile_chromosomes(ref_chroms, peak_chroms, path, what: str, genome: str | None = None) -> pd.Series:
