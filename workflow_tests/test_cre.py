@@ -54,6 +54,13 @@ def test_enrichment_row_counts_and_fisher_p():
     assert row["p_value"] < 0.05
 
 
+def test_enrichment_row_without_any_marked_peak_has_no_odds_ratio():
+    # the H3K4me3 x distal case: no tested peak carries the mark, so the +0.5 correction alone would give an OR
+    row = cre.enrichment_row(np.zeros(50, bool), np.r_[np.ones(10, bool), np.zeros(40, bool)])
+    assert row["n_linked"] == 10 and row["fraction_linked"] == 0
+    assert math.isnan(row["odds_ratio"]) and math.isnan(row["p_value"])
+
+
 def test_benjamini_hochberg_known_values():
     q = cre.benjamini_hochberg(np.array([0.01, 0.04, 0.03, 0.5]))
     assert q == pytest.approx([0.04, 0.16 / 3, 0.16 / 3, 0.5])

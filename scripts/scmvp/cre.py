@@ -11,7 +11,8 @@ Links (as in the scMVP paper, on raw and on imputed data):
 3. ``lasso``: the gene's standardised expression is regressed on its candidates' standardised
    accessibility with a non-negative LASSO path (LARS). ``score`` = the penalty at which the peak enters
    the path (0..1; the first entrant's score is its correlation with the gene); ``selected`` = non-zero
-   coefficient in the model chosen by the extended BIC (gamma 0.5) along the path.
+   coefficient at the penalty chosen by 5-fold cross-validation over metacells with the one-standard-error
+   rule.
 4. ``correlation`` (the co-accessibility role Cicero plays in the paper): ``score`` = Spearman r across
    metacells (ranks keep outlying metacells from producing false links); null (config ``correlation_null``) = r of the gene with random background peaks on other
    chromosomes (``background``, default, Signac-style: trans peaks carry the cell-type covariation and
@@ -495,10 +496,12 @@ def enrichment_row(overlaps: np.ndarray, linked: np.ndarray):
     c = int((overlaps & ~linked).sum())
     d = int((~overlaps & ~linked).sum())
     n_linked, n_background = a + b, len(overlaps)
-    if n_linked and (c + d):
+    # no linked / no unlinked peak, or no peak at all / every peak carrying the mark: an odds ratio would
+    # only reflect the +0.5 correction, so there is nothing to compare
+    if n_linked and (c + d) and (a + c) and (b + d):
         odds, low, high = odds_ratio_ci(a, b, c, d)
         p = stats.fisher_exact([[a, b], [c, d]])[1]
-    else:  # no linked or no unlinked peak: nothing to compare
+    else:
         odds = low = high = p = float("nan")
     return {"n_linked": n_linked, "n_background": n_background,
             "fraction_linked": a / n_linked if n_linked else float("nan"),
@@ -614,7 +617,8 @@ def plot_enrichment(table: pd.DataFrame, path):
             for x, (method, input_name) in enumerate(combos):
                 row = sub[(sub["method"] == method) & (sub["input"] == input_name)]
                 if row.empty or not np.isfinite(row["odds_ratio"].iat[0]):
-                    ax.annotate("none\nlinked", (x, 0.5), xycoords=("data", "axes fraction"), ha="center",
+                    reason = "none\nlinked" if row.empty or not row["n_linked"].iat[0] else "n/a"
+                    ax.annotate(reason, (x, 0.5), xycoords=("data", "axes fraction"), ha="center",
                                 va="center", fontsize=8, color="grey")
                     continue
                 odds = row["odds_ratio"].iat[0]
