@@ -9,15 +9,18 @@ import sys
 import textwrap
 import time
 
+import anndata as ad
 import numpy as np
 import pandas as pd
 import pytest
+import scipy.sparse as sp
 import scipy.stats as st
 import torch
 from sklearn.cluster import KMeans
 from sklearn.metrics import adjusted_rand_score
 
 from conftest import REPO
+from scmvp.baselines import rna_pca
 from scmvp.model import SCMVP
 from scmvp.model import distributions as D
 from scmvp.simulate import simulate
@@ -225,8 +228,10 @@ def test_resumes_after_sigkill(tmp_path):
 
 def test_simulated_types_are_recovered():
     """The simulator's 4 discrete types + its trajectory (T_early/T_late split at pseudotime 0.5, one
-    continuous population: counted as one type here). C3/C4 differ by only a few genes: the RNA encoder
-    must attend to every gene (with the 32 of FAST, C3 and C4 merge; ARI 0.73). Measured: 0.8996."""
+    continuous population: counted as one type here). C3/C4 differ by only 3 genes (1.2% of 300) and a few
+    peaks: the RNA encoder must attend to every gene (with the 32 of FAST, C3 and C4 merge; ARI 0.73).
+    Measured: 0.8996 -- every type exact except C3+C4 in one cluster, which caps ARI at ~0.90 (the issue's
+    0.9): on these 600 cells the pair is below the noise for RNA PCA too (scanpy route: ARI 0.81)."""
     sim = simulate(n_cells=600, n_genes=300, n_peaks=3000, n_types=6, seed=2)
     types = np.where(pd.Series(sim.labels).str.startswith("T_"), "T", sim.labels)
     model = SCMVP(sim.rna, sim.atac, sim.peaks[["chrom", "start", "end"]],
@@ -240,6 +245,11 @@ def test_simulated_types_are_recovered():
     ari = adjusted_rand_score(types, pred)
     assert ari >= 0.85, ari
     assert len(np.unique(model.get_clusters(latent))) >= 4
+    # and the joint embedding beats the RNA-only baseline users would pick instead, on the same cells
+    pca = rna_pca(ad.AnnData(sp.csr_matrix(sim.rna, dtype=np.float32)), n_top_genes=300, n_pcs=20)
+    pca_ari = adjusted_rand_score(types, KMeans(k, n_init=10, random_state=0).fit_predict(pca))
+    print(f"scMVP ARI {ari:.4f}, RNA PCA ARI {pca_ari:.4f}")
+    assert ari > pca_ari + 0.03, (ari, pca_ari)
 
 
 # -- end to end: rule impute -------------------------------------------------------------------------------
