@@ -226,6 +226,29 @@ def test_resumes_after_sigkill(tmp_path):
     assert np.array_equal(np.load(ckpt / "latent.npy"), np.load(fresh / "latent.npy"))
 
 
+def test_saved_model_loads_with_the_same_latent_and_rejects_a_foreign_config(small_sim, tmp_path):
+    import mudata as md
+
+    from scmvp.errors import InputError
+
+    sim = small_sim
+    model = build(sim, n_epochs=2)
+    model.train(progress=False)
+    model.save(tmp_path / "model.pt")
+    atac = ad.AnnData(sp.csr_matrix(sim.atac, dtype=np.float32),
+                      var=sim.peaks.set_index("peak")[["chrom", "start", "end"]])
+    rna = ad.AnnData(sp.csr_matrix(sim.rna, dtype=np.float32))
+    rna.layers["counts"], atac.layers["counts"] = rna.X, atac.X
+    mdata = md.MuData({"rna": rna, "atac": atac})
+    loaded = SCMVP.load(tmp_path / "model.pt", mdata)
+    np.testing.assert_allclose(loaded.get_latent(), model.get_latent(), atol=1e-5)
+    payload = torch.load(tmp_path / "model.pt", weights_only=False)
+    payload["config"]["a_key_from_another_version"] = 1
+    torch.save(payload, tmp_path / "foreign.pt")
+    with pytest.raises(InputError, match="another version.*a_key_from_another_version"):
+        SCMVP.load(tmp_path / "foreign.pt", mdata)
+
+
 def test_simulated_types_are_recovered():
     """The simulator's 4 discrete types + its trajectory (T_early/T_late split at pseudotime 0.5, one
     continuous population: counted as one type here). C3/C4 differ by only 3 genes (1.2% of 300) and a few

@@ -179,6 +179,10 @@ class SCMVP:
         """A trained model on the cells of `mdata` (the same genes/peaks it was trained on)."""
         payload = torch.load(path, map_location="cpu", weights_only=False)
         cfg = dict(payload["config"])
+        unknown = sorted(set(cfg) - set(model_defaults()))
+        if unknown:
+            raise InputError(path, f"the model was saved by another version of this pipeline (config keys "
+                                   f"{unknown} are unknown here): train it again (delete {path})")
         if device is not None:
             cfg["device"] = device
         model = cls.from_mudata(mdata, cfg, path=path_of_data)
