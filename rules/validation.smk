@@ -102,6 +102,7 @@ rule validation_trajectory:
     params:
         trajectory=lambda wc: trajectory(wc.ds),
         seed=config["validation"]["seed"],
+        n_dcs=config["validation"]["diffusion_components"],
         n_top_genes=config["qc"]["n_top_genes"],
         n_pcs=config["qc"]["n_pcs"],
         n_lsi_components=config["qc"]["n_lsi_components"],

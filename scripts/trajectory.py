@@ -43,7 +43,8 @@ def main(smk):
                           "reference_pseudotime": reference})
     rows = []
     for name, embedding in spaces.items():
-        pseudotime, root = diffusion_pseudotime(embedding[in_trajectory], is_root, seed=params.seed)
+        pseudotime, root = diffusion_pseudotime(embedding[in_trajectory], is_root, seed=params.seed,
+                                                n_dcs=params.n_dcs)
         spearman, n_cells = pseudotime_agreement(pseudotime, reference)
         log.info("%s: Spearman with the reference pseudotime %.4f over %d cells (root %s)", name, spearman,
                  n_cells, cells["barcode"].iloc[root])

@@ -246,6 +246,19 @@ def test_diffusion_pseudotime_orders_a_line_from_the_root_end():
     assert truth[root] > 0.95 and pseudotime_agreement(reversed_time, truth)[0] < -0.95
 
 
+def test_diffusion_pseudotime_with_only_the_first_component_orders_groups_along_a_curve():
+    # what a GMM-prior latent makes of a trajectory: groups of cells, evenly spaced along a curve
+    rng = np.random.default_rng(1)
+    truth = np.sort(rng.random(600))
+    centres = np.round(truth * 9) / 9                       # 10 groups
+    embedding = np.column_stack([centres * 10, np.sin(centres * 3), np.cos(centres * 5)])
+    embedding = embedding + rng.normal(0, 0.25, embedding.shape)
+    pseudotime, root = diffusion_pseudotime(embedding, truth < 0.1, seed=0, n_dcs=2)
+    assert truth[root] < 0.1
+    rho, n_cells = pseudotime_agreement(pseudotime, truth)
+    assert rho > 0.95 and n_cells == 600
+
+
 def test_pseudotime_agreement_skips_missing():
     rho, n = pseudotime_agreement(np.array([0.1, 0.2, np.nan, 0.4, 0.5]), np.array([1, 2, 3, np.nan, 5]))
     assert rho == pytest.approx(1.0) and n == 3

@@ -453,9 +453,13 @@ def de_overlap(top: pd.DataFrame, reference: pd.DataFrame | None, raw_top: pd.Da
 # ---------------------------------------------------------------------------------------------------------
 
 def diffusion_pseudotime(embedding: np.ndarray, is_root_label: np.ndarray, n_neighbors: int = 15,
-                         seed: int = 0) -> tuple[np.ndarray, int]:
+                         seed: int = 0, n_dcs: int = 10) -> tuple[np.ndarray, int]:
     """Scanpy diffusion pseudotime on ``embedding`` rooted in the root-label cell that is most extreme on
     the first (non-trivial) diffusion component, on the side away from the other cells.
+
+    ``n_dcs``: diffusion components DPT sums over (each weighted by lambda / (1 - lambda)). On an embedding
+    made of tight, evenly spaced groups (a GMM-prior latent along a trajectory) the spectrum is flat
+    (lambda_2..5 >= 0.997 on the example's scMVP latent) and the higher components swamp the first one.
 
     Returns ``(pseudotime, root index)``; cells unreachable from the root get NaN.
     """
@@ -470,7 +474,7 @@ def diffusion_pseudotime(embedding: np.ndarray, is_root_label: np.ndarray, n_nei
     adata.obsm["X_embedding"] = embedding
     sc.pp.neighbors(adata, n_neighbors=min(n_neighbors, embedding.shape[0] - 1), use_rep="X_embedding",
                     random_state=seed)
-    n_comps = int(min(15, embedding.shape[0] - 2))
+    n_comps = int(min(max(15, n_dcs), embedding.shape[0] - 2))
     sc.tl.diffmap(adata, n_comps=n_comps, random_state=seed)
     first = adata.obsm["X_diffmap"][:, 1]
     others = first[~is_root_label]
@@ -478,7 +482,7 @@ def diffusion_pseudotime(embedding: np.ndarray, is_root_label: np.ndarray, n_nei
     candidates = np.flatnonzero(is_root_label)
     root = int(candidates[np.argmin(first[candidates])] if root_side_low else candidates[np.argmax(first[candidates])])
     adata.uns["iroot"] = root
-    sc.tl.dpt(adata, n_dcs=min(10, n_comps))
+    sc.tl.dpt(adata, n_dcs=min(n_dcs, n_comps))
     pseudotime = adata.obs["dpt_pseudotime"].to_numpy(dtype=np.float64)
     pseudotime[~np.isfinite(pseudotime)] = np.nan
     return pseudotime, root
