@@ -12,7 +12,8 @@ Links (as in the scMVP paper, on raw and on imputed data):
    accessibility with a non-negative LASSO path (LARS). ``score`` = the penalty at which the peak enters
    the path (0..1; the first entrant's score is its correlation with the gene); ``selected`` = non-zero
    coefficient at the penalty chosen by 5-fold cross-validation over metacells with the one-standard-error
-   rule.
+   rule; the held-out metacells are always scored against the observed (raw) expression, also when the
+   model is fitted on imputed data (see :func:`lasso_scores`).
 4. ``correlation`` (the co-accessibility role Cicero plays in the paper): ``score`` = Spearman r across
    metacells (ranks keep outlying metacells from producing false links); null (config ``correlation_null``) = r of the gene with random background peaks on other
    chromosomes (``background``, default, Signac-style: trans peaks carry the cell-type covariation and
@@ -302,11 +303,17 @@ def _coefs_at(alphas_path, coefs_path, alphas):
     return out
 
 
-def lasso_scores(expr: np.ndarray, acc: np.ndarray, pairs: pd.DataFrame, n_folds: int = 5, seed: int = 0):
+def lasso_scores(expr: np.ndarray, acc: np.ndarray, pairs: pd.DataFrame, n_folds: int = 5, seed: int = 0,
+                 cv_expr: np.ndarray | None = None):
     """Non-negative LASSO per gene: (entry penalty score, selected at the 1-SE cross-validated penalty).
 
     The penalty is chosen by ``n_folds``-fold cross-validation over metacells with the one-standard-error
     rule (the sparsest model within one SE of the best), which keeps noise-fitting peaks out.
+    ``cv_expr``: the expression the held-out metacells are scored against (default ``expr``). For imputed
+    data pass the observed (raw) metacell expression: imputed values are smooth functions of the latent, so
+    scored against themselves every extra candidate "predicts" them and the model grows to most of the
+    window (tiny simulator: 4,776 links, distal H3K27ac OR 0.91); scored against what was measured, the
+    model keeps the peaks that predict real expression (168 links, precision 0.46 vs raw 0.33, OR 3.1).
     """
     import warnings
 
@@ -317,23 +324,25 @@ def lasso_scores(expr: np.ndarray, acc: np.ndarray, pairs: pd.DataFrame, n_folds
     # candidates (neighbouring peaks) make LARS warn about degenerate steps, which it handles
     with sklearn.config_context(skip_parameter_validation=True, assume_finite=True), warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
-        return _lasso_scores(expr, acc, pairs, n_folds, seed)
+        return _lasso_scores(expr, acc, pairs, n_folds, seed, expr if cv_expr is None else cv_expr)
 
 
-def _lasso_scores(expr, acc, pairs, n_folds, seed):
+def _lasso_scores(expr, acc, pairs, n_folds, seed, cv_expr):
     from sklearn.linear_model import lars_path
 
     score = np.zeros(len(pairs))
     selected = np.zeros(len(pairs), dtype=bool)
     n = expr.shape[0]
     z_expr = standardize(expr).astype(np.float64) * math.sqrt(n)
+    # standardised like expr: the held-out error compares profiles across metacells, not scales
+    z_cv = z_expr if cv_expr is expr else standardize(cv_expr).astype(np.float64) * math.sqrt(n)
     z_acc = standardize(acc)
     gene_idx = pairs["gene_index"].to_numpy()
     peak_idx = pairs["peak_index"].to_numpy()
     folds = np.random.default_rng(seed).permutation(n) % n_folds
     bounds = np.flatnonzero(np.diff(np.r_[-1, gene_idx, -2]))  # pairs are sorted by gene
     for a, b in zip(bounds[:-1], bounds[1:]):
-        y = z_expr[:, gene_idx[a]]
+        y, y_cv = z_expr[:, gene_idx[a]], z_cv[:, gene_idx[a]]
         if not np.any(y):
             continue
         X = z_acc[:, peak_idx[a:b]].astype(np.float64) * math.sqrt(n)
@@ -354,7 +363,7 @@ def _lasso_scores(expr, acc, pairs, n_folds, seed):
             fa, _, fc = lars_path(Xu[train] - xm, y[train] - ym, method="lasso", positive=True)
             beta = _coefs_at(fa, fc, grid)
             pred = ym + (Xu[test] - xm) @ beta
-            errors[k] = ((y[test][:, None] - pred) ** 2).mean(axis=0)
+            errors[k] = ((y_cv[test][:, None] - pred) ** 2).mean(axis=0)
         mean, se = errors.mean(axis=0), errors.std(axis=0, ddof=1) / math.sqrt(n_folds)
         best = int(np.argmin(mean))
         chosen = grid[np.flatnonzero(mean <= mean[best] + se[best])[0]]  # grid is decreasing: sparsest first
@@ -448,17 +457,19 @@ def predict_links(data: LinkingData, annotation: pd.DataFrame, *, window: int, m
             f"after reconciling chromosome names only {pairs['gene_index'].nunique()} of {n_genes} genes "
             f"have a peak within {window} bp of their TSS"))
     labels = metacell_labels(data.embedding, n_metacells, seed)
-    use = None
+    use = raw_expr = None
     frames = []
     for input_name, layer in (("raw", "counts"), ("imputed", "imputed")):
         expr, acc = metacell_matrices(data, layer, labels)
         if use is None:  # genes picked on raw data (max_genes) are tested on every input
             use = most_variable_gene_pairs(pairs, expr, max_genes)
+            raw_expr = expr
         log.info("%s: %d metacells, %d genes x %d candidate pairs", input_name, labels.max() + 1,
                  use["gene_index"].nunique(), len(use))
         for method in methods:
             if method == "lasso":
-                score, selected = lasso_scores(expr, acc, use, seed=seed)
+                # the same metacells on both inputs: held-out imputed fits are scored against observed expression
+                score, selected = lasso_scores(expr, acc, use, seed=seed, cv_expr=raw_expr)
             elif method == "correlation":
                 score, selected = correlation_scores(expr, acc, use, data.peaks["chrom"].to_numpy(),
                                                      n_permutations, fdr, seed, null=correlation_null)
