@@ -228,6 +228,20 @@ def test_top_de_genes_find_planted_markers_and_overlap():
     assert (overlap["jaccard_with_raw"] == 1.0).all()
 
 
+def test_top_de_genes_break_saturated_scores_by_fold_change():
+    # smooth (imputed-like) values: genes 0-9 separate group a perfectly by a small shift, genes 10-12 by a
+    # large one; every rank-sum score is the same maximum, so only the fold change can order them
+    rng = np.random.default_rng(3)
+    labels = np.array(["a"] * 40 + ["b"] * 40, dtype=object)
+    expression = rng.uniform(1.0, 1.1, (80, 30))
+    expression[:40, :10] += 0.2
+    expression[:40, 10:13] += 3.0
+    top = top_de_genes(expression, [f"g{i}" for i in range(30)], labels, n_genes=3)
+    scores = top.loc[top["label"] == "a", "score"]
+    assert np.allclose(scores, scores.iloc[0])                     # saturated
+    assert set(top.loc[top["label"] == "a", "gene"]) == {"g10", "g11", "g12"}
+
+
 # ------------------------------------------------------------------------------------------- trajectory
 
 def test_diffusion_pseudotime_orders_a_line_from_the_root_end():
