@@ -507,7 +507,7 @@ def enrichment_row(overlaps: np.ndarray, linked: np.ndarray):
     c = int((overlaps & ~linked).sum())
     d = int((~overlaps & ~linked).sum())
     n_linked, n_background = a + b, len(overlaps)
-    # no linked / no unlinked peak, or no peak at all / every peak carrying the mark: an odds ratio would
+    # no linked / no unlinked peak, or no tested peak / every tested peak carrying the mark: an odds ratio would
     # only reflect the +0.5 correction, so there is nothing to compare
     if n_linked and (c + d) and (a + c) and (b + d):
         odds, low, high = odds_ratio_ci(a, b, c, d)
