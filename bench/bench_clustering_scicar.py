@@ -15,8 +15,6 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import scipy.io
-import scipy.sparse as sp
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "scripts"))
@@ -28,27 +26,20 @@ DEFAULT_DATA = REPO / ".." / "shared" / "data" / "scicar_a549"
 
 
 def read_scicar(folder: Path, min_cells: int = 3):
-    """The sci-CAR A549 MuData (rna, atac: counts in X and layers["counts"]; obs["label"])."""
-    import anndata as ad
+    """The sci-CAR A549 MuData as the workflow ingests it (technology `mtx`), features seen in fewer than
+    ``min_cells`` cells dropped; counts in X and layers["counts"]; obs["label"]."""
     import mudata as md
 
+    from scmvp.io import read_dataset
+
+    ingested = read_dataset("mtx", folder, labels=folder / "labels.tsv")
     mods = {}
-    for mod in ("rna", "atac"):
-        matrix = sp.csr_matrix(scipy.io.mmread(folder / mod / "matrix.mtx.gz").T, dtype=np.float32)
-        features = pd.read_csv(folder / mod / "features.tsv", sep="\t", header=None)[0].astype(str)
-        barcodes = pd.read_csv(folder / mod / "barcodes.tsv", sep="\t", header=None)[0].astype(str)
-        adata = ad.AnnData(matrix, obs=pd.DataFrame(index=barcodes.to_numpy()),
-                           var=pd.DataFrame(index=features.to_numpy()))
-        adata.var_names_make_unique()
-        keep = np.asarray((adata.X > 0).sum(axis=0)).ravel() >= min_cells
-        adata = adata[:, keep].copy()
+    for name, adata in ingested.mod.items():
+        adata = adata[:, np.asarray((adata.X > 0).sum(axis=0)).ravel() >= min_cells].copy()
         adata.layers["counts"] = adata.X.copy()
-        mods[mod] = adata
-    if not mods["rna"].obs_names.equals(mods["atac"].obs_names):
-        raise SystemExit("rna and atac barcodes differ")
-    labels = pd.read_csv(folder / "labels.tsv", sep="\t", index_col=0).iloc[:, 0].astype(str)
+        mods[name] = adata
     mdata = md.MuData(mods)
-    mdata.obs["label"] = labels.reindex(mdata.obs_names).to_numpy()
+    mdata.obs["label"] = ingested.obs["label"].to_numpy()
     return mdata
 
 

@@ -8,15 +8,12 @@ Prints one tab-separated row per (variant, seed) and a summary per variant (mean
 from __future__ import annotations
 
 import argparse
-import gzip
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import scipy.io
-import scipy.sparse as sp
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "scripts"))
@@ -32,22 +29,14 @@ ABLATIONS = {
 }
 
 
-def read_mtx(folder):
-    with gzip.open(folder / "matrix.mtx.gz") as fh:
-        m = sp.csr_matrix(scipy.io.mmread(fh).T, dtype=np.float32)    # cells x features
-    features = pd.read_csv(folder / "features.tsv", sep="\t", header=None)[0].astype(str).to_numpy()
-    barcodes = pd.read_csv(folder / "barcodes.tsv", sep="\t", header=None)[0].astype(str).to_numpy()
-    return m, features, barcodes
-
-
 def load_scicar(data=DATA):
-    rna, genes, rna_bc = read_mtx(data / "rna")
-    atac, peaks, atac_bc = read_mtx(data / "atac")
-    assert (rna_bc == atac_bc).all()
-    parts = pd.Series(peaks).str.rsplit("-", n=2, expand=True)
-    atac_var = pd.DataFrame({"chrom": "chr" + parts[0], "start": parts[1].astype(int), "end": parts[2].astype(int)})
-    labels = pd.read_csv(data / "labels.tsv", sep="\t").set_index("barcode").loc[rna_bc, "label"].to_numpy()
-    return rna, atac, atac_var, genes, labels
+    """The data as the workflow ingests it (technology `mtx`): counts, peak coordinates, genes, labels."""
+    from scmvp.io import read_dataset
+
+    mdata = read_dataset("mtx", data, labels=data / "labels.tsv")
+    rna, atac = mdata.mod["rna"], mdata.mod["atac"]
+    return (rna.X, atac.X, atac.var[["chrom", "start", "end"]], rna.var_names.to_numpy(),
+            mdata.obs["label"].to_numpy())
 
 
 def evaluate(latent, labels, seed, k=3):
