@@ -44,25 +44,15 @@ def read_scicar(folder: Path, min_cells: int = 3):
 
 
 def embed(method, mdata, args):
-    if method == "rna_pca":
-        return baselines.rna_pca(mdata.mod["rna"], args.n_top_genes, args.n_pcs, args.seed), None
-    if method == "atac_lsi":
-        embedding, rho = baselines.atac_lsi(mdata.mod["atac"], args.n_lsi, args.seed)
-        log.info("atac_lsi: first LSI component vs log depth rho = %.3f", rho)
-        return embedding, None
-    if method == "wnn":
-        umap, graph, weights = baselines.wnn(mdata, args.n_top_genes, args.n_pcs, args.n_lsi, seed=args.seed)
-        log.info("wnn: mean RNA weight %.3f", weights.mean())
-        return umap, graph
-    if method == "mofa":
-        return baselines.mofa(mdata, args.mofa_factors, args.n_top_genes, seed=args.seed), None
-    if method == "scvi":
-        return baselines.scvi_rna(mdata.mod["rna"], args.scvi_epochs, seed=args.seed, threads=args.threads), None
-    if method == "multivi":
-        return baselines.multivi(mdata, args.scvi_epochs, seed=args.seed, threads=args.threads), None
     if method == "scmvp":
         return baselines.read_obsm(args.scmvp, "X_scmvp", mdata.obs_names.astype(str)), None
-    raise ValueError(method)
+    embedding, extra = baselines.embed(method, mdata, seed=args.seed, n_top_genes=args.n_top_genes, n_pcs=args.n_pcs,
+                                       n_lsi_components=args.n_lsi, mofa_factors=args.mofa_factors,
+                                       scvi_epochs=args.scvi_epochs, threads=args.threads)
+    for key, value in extra.items():
+        if key != "graph":
+            log.info("%s: %s = %.3f", method, key, value)
+    return embedding, extra.get("graph")
 
 
 def main():

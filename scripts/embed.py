@@ -34,30 +34,6 @@ def model_resources(benchmark_dir):
             "from": files}
 
 
-def embed(method, mdata, params, threads):
-    """Run one method; returns (embedding, extra outputs dict)."""
-    seed = params.seed
-    if method == "rna_pca":
-        return baselines.rna_pca(mdata.mod["rna"], params.n_top_genes, params.n_pcs, seed), {}
-    if method == "atac_lsi":
-        embedding, rho = baselines.atac_lsi(mdata.mod["atac"], params.n_lsi_components, seed)
-        return embedding, {"depth_spearman_first_component": rho}
-    if method == "wnn":
-        umap, graph, weights = baselines.wnn(mdata, params.n_top_genes, params.n_pcs,
-                                             params.n_lsi_components, seed=seed)
-        return umap, {"graph": graph, "mean_rna_weight": float(np.mean(weights))}
-    if method == "mofa":
-        return baselines.mofa(mdata, params.mofa_factors, params.n_top_genes,
-                              n_iterations=params.mofa_iterations, seed=seed), {}
-    if method == "scvi":
-        return baselines.scvi_rna(mdata.mod["rna"], params.scvi_epochs, seed=seed, threads=threads,
-                                  accelerator=params.accelerator), {}
-    if method == "multivi":
-        return baselines.multivi(mdata, params.scvi_epochs, seed=seed, threads=threads,
-                                 accelerator=params.accelerator), {}
-    raise ValueError(f"unknown method {method}")
-
-
 def import_libraries(method):
     """Import a method's libraries before the clock starts: their import time is not the method's cost."""
     import muon  # noqa: F401
@@ -98,8 +74,13 @@ def main(smk):
         check_modalities(mdata, data)
         barcodes = mdata.obs_names.astype(str)
         import_libraries(method)
+        p = smk.params
         with track_resources() as usage:
-            embedding, extra = embed(method, mdata, smk.params, smk.threads)
+            embedding, extra = baselines.embed(
+                method, mdata, seed=p.seed, n_top_genes=p.n_top_genes, n_pcs=p.n_pcs,
+                n_lsi_components=p.n_lsi_components, mofa_factors=p.mofa_factors,
+                mofa_iterations=p.mofa_iterations, scvi_epochs=p.scvi_epochs, threads=smk.threads,
+                accelerator=p.accelerator)
     log.info("%s: embedding %s in %s s, peak %s MB", method, embedding.shape, usage["seconds"],
              usage["peak_mem_mb"])
     if "graph" in extra:

@@ -203,6 +203,28 @@ def multivi(mdata, n_epochs: int = 200, n_latent: int | None = None, seed: int =
     return np.asarray(model.get_latent_representation(), dtype=np.float64)
 
 
+def embed(method, mdata, *, seed: int = 0, n_top_genes: int = 2000, n_pcs: int = 30, n_lsi_components: int = 30,
+          mofa_factors: int = 15, mofa_iterations: int = 1000, scvi_epochs: int = 200, threads: int = 1,
+          accelerator: str = "cpu"):
+    """One baseline's embedding of the paired cells of ``mdata``: (cells x dims, extras). Extras: for
+    atac_lsi the depth correlation of its first component, for wnn its graph and mean RNA weight."""
+    if method == "rna_pca":
+        return rna_pca(mdata.mod["rna"], n_top_genes, n_pcs, seed), {}
+    if method == "atac_lsi":
+        embedding, rho = atac_lsi(mdata.mod["atac"], n_lsi_components, seed)
+        return embedding, {"depth_spearman_first_component": rho}
+    if method == "wnn":
+        umap, graph, weights = wnn(mdata, n_top_genes, n_pcs, n_lsi_components, seed=seed)
+        return umap, {"graph": graph, "mean_rna_weight": float(np.mean(weights))}
+    if method == "mofa":
+        return mofa(mdata, mofa_factors, n_top_genes, n_iterations=mofa_iterations, seed=seed), {}
+    if method == "scvi":
+        return scvi_rna(mdata.mod["rna"], scvi_epochs, seed=seed, threads=threads, accelerator=accelerator), {}
+    if method == "multivi":
+        return multivi(mdata, scvi_epochs, seed=seed, threads=threads, accelerator=accelerator), {}
+    raise ValueError(f"unknown method {method}")
+
+
 def read_cells(path):
     """Barcodes and labels (None where unlabelled, or no labels at all) of an h5mu, without loading X."""
     import h5py
