@@ -1,4 +1,5 @@
-# Stage preprocess: QC (cells must pass in both modalities), raw counts kept in layers, RNA
+# Stage preprocess: QC (cells must pass in both modalities; data-driven MAD outliers by default, see
+# scripts/scmvp/qc.py), the QC tables and figure, raw counts kept in layers, RNA
 # log-normalisation + highly variable genes + PCA, ATAC TF-IDF + LSI (muon).
 
 
@@ -7,6 +8,15 @@ rule preprocess:
         mdata=out("{ds}", "ingested.h5mu"),
     output:
         mdata=out("{ds}", "preprocessed.h5mu"),
+        cells=out("{ds}", "qc", "cells.tsv"),
+        thresholds=out("{ds}", "qc", "thresholds.tsv"),
+        summary=report(
+            out("{ds}", "qc", "summary.tsv"),
+            caption="../report/qc_summary.rst",
+            category="Quality control",
+            subcategory="{ds}",
+            labels={"dataset": "{ds}", "figure": "QC summary"},
+        ),
     params:
         qc=config["qc"],
         seed=config["model"]["seed"],
@@ -25,4 +35,32 @@ rule preprocess:
         "../scripts/preprocess.py"
 
 
-STAGE_TARGETS.append(lambda ds: [out(ds, "preprocessed.h5mu")])
+rule plot_qc:
+    input:
+        cells=out("{ds}", "qc", "cells.tsv"),
+        thresholds=out("{ds}", "qc", "thresholds.tsv"),
+    output:
+        figure=report(
+            out("{ds}", "qc", "qc.png"),
+            caption="../report/qc_figure.rst",
+            category="Quality control",
+            subcategory="{ds}",
+            labels={"dataset": "{ds}", "figure": "QC distributions"},
+        ),
+    params:
+        dataset="{ds}",
+    log:
+        out("{ds}", "logs", "plot_qc.log"),
+    benchmark:
+        out("{ds}", "benchmarks", "plot_qc.tsv")
+    conda:
+        "../envs/core.yaml"
+    threads: 1
+    resources:
+        mem_mb=lambda wildcards, attempt: 2000 * attempt,
+        runtime=lambda wildcards, attempt: 10 * attempt,
+    script:
+        "../scripts/plot_qc.py"
+
+
+STAGE_TARGETS.append(lambda ds: [out(ds, "preprocessed.h5mu"), out(ds, "qc", "qc.png")])

@@ -1,9 +1,10 @@
-"""Rule `preprocess`: QC filtering, RNA log-normalisation/HVG/PCA, ATAC TF-IDF/LSI."""
+"""Rule `preprocess`: QC filtering, RNA log-normalisation/HVG/PCA, ATAC TF-IDF/LSI; the QC tables."""
 import mudata as md
 
 from scmvp.errors import InputError
 from scmvp.preprocessing import preprocess
-from scmvp.rule import log, run, write_h5mu
+from scmvp.qc import summary_table
+from scmvp.rule import log, run, write_h5mu, write_tsv
 
 
 def main(smk):
@@ -13,7 +14,11 @@ def main(smk):
     except (OSError, KeyError, ValueError) as err:
         raise InputError(path, f"cannot read as MuData: {err}") from err
     report = preprocess(mdata, dict(smk.params.qc), seed=int(smk.params.seed), path=path)
-    log.info("kept %d cells, %d genes, %d peaks", report["cells_out"], report["genes_out"], report["peaks_out"])
+    log.info("kept %d of %d cells, %d genes, %d peaks", report["cells_out"], report["cells_in"], report["genes_out"],
+             report["peaks_out"])
+    write_tsv(report["cell_table"].reset_index(), smk.output.cells, float_format="%.6g")
+    write_tsv(report["thresholds"], smk.output.thresholds, float_format="%.6g")
+    write_tsv(summary_table(report["cell_table"], report), smk.output.summary, float_format="%.6g")
     write_h5mu(mdata, smk.output.mdata)
 
 

@@ -17,7 +17,8 @@ def main(smk):
     model = SCMVP.from_mudata(mdata, config, path=path)
     log.info("scMVP on %d cells, %d genes, %d peaks, device %s, %d parameters", model.data.n_cells,
              model.data.n_genes, model.data.n_peaks, model.device, model.n_parameters())
-    history = model.train(checkpoint_dir=smk.params.checkpoints)
+    # per-epoch progress goes through logging (the rule log and stderr, so SLURM job logs show it too)
+    history = model.train(checkpoint_dir=smk.params.checkpoints, progress=False)
     write_tsv(history, smk.output.history)
     model.save(smk.output.model)
 

@@ -95,7 +95,7 @@ def test_qc_thresholds_hold_on_the_output(processed, sim):
     cells = pd.Index(sim.barcodes).get_indexer(atac.obs_names)
     peaks = pd.Index(sim.peaks["peak"]).get_indexer(atac.var_names)
     assert (sim.atac[cells][:, peaks] != atac.layers["counts"]).nnz == 0
-    assert report["cells_out"] == mdata.n_obs and report["cells_failing"]["max_mito_fraction"] >= N_DAMAGED_CELLS
+    assert report["cells_out"] == mdata.n_obs and report["cells_failing"]["rna_mito_fraction_high"] >= N_DAMAGED_CELLS
     # QC-passing genes are all kept, not only the highly variable ones
     assert rna.n_vars > QC["n_top_genes"]
 
@@ -125,7 +125,8 @@ def test_no_cells_left_names_the_thresholds(sim):
     with pytest.raises(InputError) as err:
         preprocess(mdata, {**QC, "max_genes_per_cell": None, "min_peaks_per_cell": 10**6}, path="in.h5mu")
     message = str(err.value)
-    assert message.startswith("in.h5mu: no cells left after QC") and "qc.min_peaks_per_cell=1000000" in message
+    assert message.startswith("in.h5mu: no cells left after QC (300 cells came in;")
+    assert "qc.min_peaks_per_cell=1000000" in message
 
 
 def test_scicar_a549_real_data(shared_data):
@@ -180,7 +181,7 @@ def test_rule_stops_with_a_clear_error_when_no_cell_passes(tmp_path):
     proc = snakemake(tmp_path, config, targets=[str(target)], check=False)
     assert proc.returncode != 0
     output = proc.stdout + proc.stderr
-    assert "ingested.h5mu: no cells left after QC" in output
+    assert "ingested.h5mu: no cells left after QC (100 cells came in;" in output
     assert "qc.min_genes_per_cell=5000" in output and "Traceback" not in output
     assert not target.exists()
 
@@ -191,9 +192,53 @@ def test_zero_thresholds_still_drop_empty_cells_and_features(sim):
     counts[5, :] = 0  # a cell without any ATAC count
     mdata.mod["atac"].X = counts.tocsr()
     zero = {k: 0 for k in ("min_genes_per_cell", "min_peaks_per_cell", "min_cells_per_gene", "min_cells_per_peak")}
-    preprocess(mdata, {**QC, **zero, "max_genes_per_cell": None, "max_mito_fraction": 1.0})
+    preprocess(mdata, {**QC, **zero, "max_genes_per_cell": None, "max_mito_fraction": 1.0, "nmads": None,
+                       "nmads_mito": None})
     atac = mdata.mod["atac"]
     assert sim.barcodes[5] not in set(mdata.obs_names) and mdata.n_obs == len(sim.barcodes) - 1
     assert np.diff(atac.layers["counts"].indptr).min() >= 1
     assert np.bincount(atac.layers["counts"].indices, minlength=atac.n_vars).min() >= 1
     assert np.isfinite(atac.layers["tfidf"].data).all() and np.isfinite(mdata.mod["rna"].X.data).all()
+
+
+def test_mad_thresholds_known_answer():
+    """log1p values 1..10 and 30: median 6, MAD 3, so 5 MADs put the bounds at expm1(-9) and expm1(21)."""
+    from scmvp.qc import QCConfig, failing_reasons, mad_thresholds
+
+    x = np.r_[np.arange(1, 11), 30.0]
+    table = pd.DataFrame({"rna_n_counts": np.expm1(x), "rna_n_genes": np.expm1(x), "rna_mito_fraction": 0.0,
+                          "atac_n_counts": np.expm1(x), "atac_n_peaks": np.expm1(x)})
+    thresholds = mad_thresholds(table, QCConfig(), has_mito=False).set_index("metric")
+    assert thresholds.loc["rna_n_counts", "high"] == pytest.approx(np.expm1(21.0))
+    assert thresholds.loc["atac_n_peaks", "low"] == pytest.approx(np.expm1(-9.0))
+    assert thresholds.loc["rna_mito_fraction", "rule"] == "none"  # no MT- genes: no mito threshold
+    reasons = failing_reasons(table, thresholds.reset_index())
+    assert reasons["rna_n_counts_high"].tolist() == [False] * 10 + [True]
+    # a fixed minimum applies on top of the MAD bound
+    fixed = mad_thresholds(table, QCConfig(min_genes_per_cell=100), has_mito=False).set_index("metric")
+    assert fixed.loc["rna_n_genes", "low"] == 100 and "fixed minimum" in fixed.loc["rna_n_genes", "rule"]
+
+
+def test_default_qc_is_data_driven_and_keeps_a_gene_panel(shared_data, sim):
+    """Default QC: MAD outliers only. Real sci-CAR (a 1,185-gene panel; the old fixed 200-genes default removed
+    1,356 of 2,641 cells) keeps every cell; simulated cells with a tenth of the usual depth are removed."""
+    from scmvp.io import read_dataset
+
+    folder = shared_data / "scicar_a549"
+    report = preprocess(read_dataset("mtx", folder, labels=folder / "labels.tsv"), {}, seed=0, path=folder)
+    assert report["cells_in"] == 2641 and report["cells_out"] == 2641
+
+    mdata = _mudata(sim, damaged=False)
+    shallow = np.arange(20, 26)
+    for name in ("rna", "atac"):
+        counts = mdata.mod[name].X.tolil()
+        for cell in shallow:
+            row = counts[cell].toarray().ravel()
+            keep = np.random.default_rng(cell).random(row.size) < 0.01
+            counts[cell] = np.where(keep, row, 0)
+        mdata.mod[name].X = counts.tocsr()
+    report = preprocess(mdata, {k: v for k, v in QC.items() if k.startswith("n_")}, seed=0)
+    table = report["cell_table"]
+    assert not table.loc[sim.barcodes[shallow], "passed"].any()
+    assert table["passed"].sum() == report["cells_out"] >= 0.9 * len(sim.barcodes)
+    assert all("rna_n_counts_low" in r or "atac_n_counts_low" in r for r in table.loc[sim.barcodes[shallow], "reasons"])

@@ -117,3 +117,40 @@ def _natural_key(text: str):
     import re
 
     return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", text)]
+
+
+QC_TITLES = {"rna_n_counts": "RNA UMIs per cell", "rna_n_genes": "genes per cell",
+             "rna_mito_fraction": "mitochondrial fraction", "atac_n_counts": "ATAC counts per cell",
+             "atac_n_peaks": "peaks per cell"}
+
+
+def qc_distributions(cells: pd.DataFrame, thresholds: pd.DataFrame, title: str = ""):
+    """Histogram per QC metric of every incoming cell, kept and removed cells stacked, thresholds dashed.
+
+    ``cells``: the per-cell QC table (metric columns, ``passed``); ``thresholds``: ``metric, low, high``.
+    Count metrics are drawn on a log axis. Returns the figure.
+    """
+    bounds = thresholds.set_index("metric")
+    metrics = [m for m in QC_TITLES if m in cells and not (m == "rna_mito_fraction" and cells[m].max() == 0)]
+    fig, axes = plt.subplots(1, len(metrics), figsize=(3.2 * len(metrics), 3.0), squeeze=False)
+    passed = cells["passed"].to_numpy(dtype=bool)
+    for ax, metric in zip(axes[0], metrics):
+        values = cells[metric].to_numpy(dtype=float)
+        logged = metric != "rna_mito_fraction"
+        shown = np.log10(np.maximum(values, 1)) if logged else values
+        bins = np.linspace(shown.min(), shown.max() + 1e-9, 50)
+        ax.hist([shown[passed], shown[~passed]], bins=bins, stacked=True, color=[OKABE_ITO[4], OKABE_ITO[5]],
+                label=[f"kept ({passed.sum():,})", f"removed ({(~passed).sum():,})"])
+        for side in ("low", "high"):
+            bound = bounds.loc[metric, side] if metric in bounds.index else np.nan
+            if np.isfinite(bound):
+                ax.axvline(np.log10(max(bound, 1)) if logged else bound, color="black", linestyle="--", lw=1)
+        ax.set_xlabel(("log10 " if logged else "") + QC_TITLES[metric])
+        ax.set_ylabel("cells")
+        rule = bounds.loc[metric, "rule"] if metric in bounds.index else ""
+        ax.set_title(f"{QC_TITLES[metric]}\n({rule})", fontsize=9)
+    axes[0][0].legend(fontsize=8, frameon=False)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return fig

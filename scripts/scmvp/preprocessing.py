@@ -3,7 +3,8 @@
 Input: the ``ingested.h5mu`` contract (mods ``rna`` and ``atac``, raw integer counts in ``X``).
 Output (:func:`preprocess`):
 
-* cells that pass QC in BOTH modalities (``mu.pp.intersect_obs``), genes and peaks seen in enough cells;
+* cells that pass QC in BOTH modalities (data-driven MAD outliers and fixed thresholds, see :mod:`scmvp.qc`),
+  genes and peaks seen in enough cells;
 * ``rna.layers["counts"]``, ``atac.layers["counts"]``: the raw counts (CSR);
 * ``rna.X``: log-normalised (scanpy ``normalize_total`` + ``log1p``); ``rna.var["highly_variable"]``
   (scanpy, ``flavor="seurat_v3"`` on the counts); ``rna.obsm["X_pca"]`` (on the highly variable genes);
@@ -20,41 +21,14 @@ import contextlib
 import functools
 import logging
 import warnings
-from dataclasses import dataclass
 
 import numpy as np
 import scipy.sparse as sp
 
 from .errors import InputError
+from .qc import QCConfig, filter_cells_and_features, qc_metrics  # noqa: F401 - QCConfig, qc_metrics re-exported
 
 log = logging.getLogger("scmvp.preprocessing")
-
-MITO_PREFIXES = ("MT-", "mt-")
-
-
-@dataclass
-class QCConfig:
-    min_genes_per_cell: int = 200
-    min_peaks_per_cell: int = 200
-    max_genes_per_cell: int | None = None
-    min_cells_per_gene: int = 3
-    min_cells_per_peak: int = 3
-    max_mito_fraction: float = 0.2
-    n_top_genes: int = 2000
-    n_top_peaks: int = 20000
-    n_lsi_components: int = 30
-    n_pcs: int = 30
-
-    @classmethod
-    def from_config(cls, qc: dict | None) -> "QCConfig":
-        known = {k: v for k, v in (qc or {}).items() if k in cls.__dataclass_fields__}
-        return cls(**known)
-
-    def describe(self) -> str:
-        return (f"qc.min_genes_per_cell={self.min_genes_per_cell}, qc.min_peaks_per_cell={self.min_peaks_per_cell}, "
-                f"qc.max_genes_per_cell={self.max_genes_per_cell}, qc.max_mito_fraction={self.max_mito_fraction}, "
-                f"qc.min_cells_per_gene={self.min_cells_per_gene}, qc.min_cells_per_peak={self.min_cells_per_peak}")
-
 
 def _csr(x):
     return x.tocsr() if sp.issparse(x) else sp.csr_matrix(x)
@@ -78,76 +52,6 @@ def check_counts(adata, modality: str, path=None):
                                    "give raw counts")
     if (values < 0).any():
         raise InputError(path, f"modality {modality}: the counts contain negative values; give raw counts")
-
-
-def qc_metrics(rna, atac):
-    """Per-cell and per-feature QC metrics, written into obs / var (counts in ``X``, CSR, no explicit zeros)."""
-    for adata, detected_name in ((rna, "n_genes"), (atac, "n_peaks")):
-        x = adata.X
-        adata.obs["n_counts"] = np.asarray(x.sum(axis=1)).ravel().astype(np.float64)
-        adata.obs[detected_name] = np.diff(x.indptr).astype(np.int64)
-        adata.var["n_cells"] = np.bincount(x.indices, minlength=x.shape[1]).astype(np.int64)
-    mito = rna.var_names.str.startswith(MITO_PREFIXES)
-    rna.var["mito"] = mito
-    mito_counts = np.asarray(rna.X[:, np.flatnonzero(mito)].sum(axis=1)).ravel() if mito.any() else 0.0
-    rna.obs["mito_fraction"] = mito_counts / np.maximum(rna.obs["n_counts"].to_numpy(), 1.0)
-
-
-def _cell_masks(rna, atac, qc: QCConfig):
-    n_genes = rna.obs["n_genes"].to_numpy()
-    # an empty cell or feature would divide by zero in normalize_total / TF-IDF: at least 1, whatever the config
-    masks = {
-        "min_genes_per_cell": n_genes >= max(1, qc.min_genes_per_cell),
-        "max_genes_per_cell": (n_genes <= qc.max_genes_per_cell) if qc.max_genes_per_cell is not None
-        else np.ones(rna.n_obs, bool),
-        "max_mito_fraction": rna.obs["mito_fraction"].to_numpy() <= qc.max_mito_fraction,
-        "min_peaks_per_cell": atac.obs["n_peaks"].to_numpy() >= max(1, qc.min_peaks_per_cell),
-    }
-    return masks
-
-
-def filter_cells_and_features(mdata, qc: QCConfig, path=None, max_rounds: int = 10):
-    """Filter cells (both modalities must pass) and features in place until every threshold holds.
-
-    Removing rare features can push a cell under its threshold and removing cells can make a feature rare,
-    so the two filters alternate until nothing changes. Returns a dict of what was removed.
-    """
-    import muon as mu
-
-    rna, atac = mdata.mod["rna"], mdata.mod["atac"]
-    report = {"cells_in": mdata.n_obs, "genes_in": rna.n_vars, "peaks_in": atac.n_vars}
-    removed_by = {}
-    for _ in range(max_rounds):
-        rna, atac = mdata.mod["rna"], mdata.mod["atac"]
-        qc_metrics(rna, atac)
-        masks = _cell_masks(rna, atac, qc)
-        for name, mask in masks.items():
-            removed_by[name] = removed_by.get(name, 0) + int((~mask).sum())
-        rna_keep = masks["min_genes_per_cell"] & masks["max_genes_per_cell"] & masks["max_mito_fraction"]
-        atac_keep = masks["min_peaks_per_cell"]
-        gene_keep = rna.var["n_cells"].to_numpy() >= max(1, qc.min_cells_per_gene)
-        peak_keep = atac.var["n_cells"].to_numpy() >= max(1, qc.min_cells_per_peak)
-        if rna_keep.all() and atac_keep.all() and gene_keep.all() and peak_keep.all():
-            break
-        if not (rna_keep & atac_keep).any():
-            raise InputError(path, f"no cells left after QC ({mdata.n_obs} cells before; failing "
-                                   + ", ".join(f"{k}: {v}" for k, v in removed_by.items() if v)
-                                   + f"). Lower the thresholds in the config: {qc.describe()}")
-        if not gene_keep.any() or not peak_keep.any():
-            what = "genes" if not gene_keep.any() else "peaks"
-            raise InputError(path, f"no {what} left after QC; lower qc.min_cells_per_gene / "
-                                   f"qc.min_cells_per_peak ({qc.describe()})")
-        mu.pp.filter_obs(rna, rna_keep)
-        mu.pp.filter_obs(atac, atac_keep)
-        mu.pp.filter_var(rna, gene_keep)
-        mu.pp.filter_var(atac, peak_keep)
-        mdata.update()
-        mu.pp.intersect_obs(mdata)
-    else:
-        log.warning("QC filtering did not settle after %d rounds", max_rounds)
-    report.update(cells_out=mdata.n_obs, genes_out=mdata.mod["rna"].n_vars, peaks_out=mdata.mod["atac"].n_vars,
-                  cells_failing=removed_by)
-    return report
 
 
 def normalise_rna(rna, qc: QCConfig, seed: int = 0):
@@ -237,7 +141,11 @@ def _orient_lsi(atac):
 
 
 def preprocess(mdata, qc: QCConfig | dict | None = None, seed: int = 0, path=None):
-    """QC-filter and normalise ``mdata`` (MuData with ``rna`` and ``atac``) in place; returns a QC report."""
+    """QC-filter and normalise ``mdata`` (MuData with ``rna`` and ``atac``) in place; returns a QC report.
+
+    The report holds counts (``cells_in``, ``cells_out``, ...), ``cell_table`` (every incoming cell's metrics,
+    ``passed``, ``reasons``) and ``thresholds`` (see :func:`scmvp.qc.filter_cells_and_features`).
+    """
     with warnings.catch_warnings():
         # mudata announces a future change of .update() on every call; it does not concern what we pull
         warnings.filterwarnings("ignore", message=r"From 0\.4 \.update\(\)", category=FutureWarning)
@@ -258,8 +166,10 @@ def _preprocess(mdata, qc, seed, path):
         import muon as mu
 
         mu.pp.intersect_obs(mdata)
-    report = filter_cells_and_features(mdata, qc, path)
+    report, cells, thresholds = filter_cells_and_features(mdata, qc, path)
     log.info("QC: %s", report)
+    log.info("QC thresholds:\n%s", thresholds.to_string(index=False))
+    report.update(cell_table=cells, thresholds=thresholds)
     normalise_rna(mdata.mod["rna"], qc, seed)
     normalise_atac(mdata.mod["atac"], qc, seed)
     mdata.update()

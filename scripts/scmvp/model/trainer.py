@@ -240,6 +240,10 @@ class Trainer:
             if self.on_epoch_end is not None:
                 self.on_epoch_end(state["epoch"], self.model)
                 module.train()
+            log.info("epoch %d/%d: train loss %.2f (rna %.2f, atac %.2f, kl %.2f, cycle %.2f), validation %.2f, "
+                     "beta %.2f, %d active components, %.1f s", epoch + 1, cfg["n_epochs"], train_terms["total"],
+                     train_terms["rna_nll"], train_terms["atac_nll"], train_terms["kl"], train_terms["cycle"],
+                     row.get("validation_total", float("nan")), beta, active, row["seconds"])
             bar.update(1)
             bar.set_postfix(loss=f"{train_terms['total']:.1f}",
                             val=f"{row.get('validation_total', float('nan')):.1f}", k=active)

@@ -1,0 +1,234 @@
+"""Cell and feature quality control of a paired MuData: metrics, data-driven thresholds, the QC tables.
+
+Cells are flagged per modality by median absolute deviations (MADs), the approach of the scverse
+best-practice book (Heumos et al., Nat Rev Genet 2023, "Quality Control" chapter): a cell is an outlier when
+its log1p total counts or log1p detected features lie more than ``nmads`` MADs from the median (both
+sides), or its mitochondrial fraction more than ``nmads_mito`` MADs above the median (where the data has
+mitochondrial genes). The MAD is the unscaled one (``scipy.stats.median_abs_deviation``), as in the book.
+Fixed thresholds (``min_genes_per_cell`` and friends) apply on top when set; a metric whose MAD is 0 (e.g.
+no cell has a mitochondrial read) gets no MAD threshold. A cell must pass in both modalities.
+
+Thresholds are computed once, on the cells that came in; removing rare features then changes the per-cell
+numbers slightly, so the fixed thresholds and the at-least-one-feature floor are re-applied until nothing
+changes. Every incoming cell gets a row in the per-cell table, with the reasons it was removed.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from .errors import InputError
+
+log = logging.getLogger("scmvp.qc")
+
+MITO_PREFIXES = ("MT-", "mt-")
+# (modality, obs column, column in the per-cell table, log-transformed for the MAD rule)
+CELL_METRICS = [
+    ("rna", "n_counts", "rna_n_counts", True),
+    ("rna", "n_genes", "rna_n_genes", True),
+    ("rna", "mito_fraction", "rna_mito_fraction", False),
+    ("atac", "n_counts", "atac_n_counts", True),
+    ("atac", "n_peaks", "atac_n_peaks", True),
+]
+
+
+@dataclass
+class QCConfig:
+    nmads: float | None = 5.0
+    nmads_mito: float | None = 3.0
+    min_genes_per_cell: int = 0
+    min_peaks_per_cell: int = 0
+    max_genes_per_cell: int | None = None
+    min_cells_per_gene: int = 3
+    min_cells_per_peak: int = 3
+    max_mito_fraction: float = 0.2
+    n_top_genes: int = 2000
+    n_top_peaks: int = 20000
+    n_lsi_components: int = 30
+    n_pcs: int = 30
+
+    @classmethod
+    def from_config(cls, qc: dict | None) -> "QCConfig":
+        known = {k: v for k, v in (qc or {}).items() if k in cls.__dataclass_fields__}
+        return cls(**known)
+
+    def describe(self) -> str:
+        return (f"qc.nmads={self.nmads}, qc.nmads_mito={self.nmads_mito}, "
+                f"qc.min_genes_per_cell={self.min_genes_per_cell}, qc.min_peaks_per_cell={self.min_peaks_per_cell}, "
+                f"qc.max_genes_per_cell={self.max_genes_per_cell}, qc.max_mito_fraction={self.max_mito_fraction}, "
+                f"qc.min_cells_per_gene={self.min_cells_per_gene}, qc.min_cells_per_peak={self.min_cells_per_peak}")
+
+
+def qc_metrics(rna, atac):
+    """Per-cell and per-feature QC metrics, written into obs / var (counts in ``X``, CSR, no explicit zeros)."""
+    for adata, detected_name in ((rna, "n_genes"), (atac, "n_peaks")):
+        x = adata.X
+        adata.obs["n_counts"] = np.asarray(x.sum(axis=1)).ravel().astype(np.float64)
+        adata.obs[detected_name] = np.diff(x.indptr).astype(np.int64)
+        adata.var["n_cells"] = np.bincount(x.indices, minlength=x.shape[1]).astype(np.int64)
+    mito = rna.var_names.str.startswith(MITO_PREFIXES)
+    rna.var["mito"] = mito
+    mito_counts = np.asarray(rna.X[:, np.flatnonzero(mito)].sum(axis=1)).ravel() if mito.any() else 0.0
+    rna.obs["mito_fraction"] = mito_counts / np.maximum(rna.obs["n_counts"].to_numpy(), 1.0)
+
+
+def cell_table(rna, atac) -> pd.DataFrame:
+    """The per-cell metrics of both modalities (after :func:`qc_metrics`), one row per cell."""
+    mods = {"rna": rna, "atac": atac}
+    table = pd.DataFrame({column: mods[mod].obs[metric].to_numpy() for mod, metric, column, _ in CELL_METRICS},
+                         index=pd.Index(rna.obs_names, name="barcode"))
+    return table
+
+
+def mad_thresholds(table: pd.DataFrame, qc: QCConfig, has_mito: bool) -> pd.DataFrame:
+    """Data-driven and fixed thresholds per metric: rows ``metric, low, high, rule`` (NaN = no bound).
+
+    Bounds are on the metric's own scale (counts, not log counts), so they can be drawn and read directly.
+    """
+    from scipy.stats import median_abs_deviation
+
+    fixed = {
+        "rna_n_genes": (qc.min_genes_per_cell or None, qc.max_genes_per_cell),
+        "atac_n_peaks": (qc.min_peaks_per_cell or None, None),
+        "rna_mito_fraction": (None, qc.max_mito_fraction if has_mito else None),
+    }
+    rows = []
+    for _, _, column, logged in CELL_METRICS:
+        values = table[column].to_numpy(dtype=np.float64)
+        low = high = np.nan
+        rule = []
+        nmads = qc.nmads_mito if column == "rna_mito_fraction" else qc.nmads
+        if nmads is not None and (column != "rna_mito_fraction" or has_mito):
+            scaled = np.log1p(values) if logged else values
+            median, mad = float(np.median(scaled)), float(median_abs_deviation(scaled))
+            if mad > 0:
+                high = median + nmads * mad
+                if column != "rna_mito_fraction":  # mitochondrial fraction: only too high is bad
+                    low = median - nmads * mad
+                if logged:
+                    low, high = np.expm1(low), np.expm1(high)
+                rule.append(f"{nmads:g} MADs")
+        fixed_low, fixed_high = fixed.get(column, (None, None))
+        if fixed_low is not None:
+            low = fixed_low if np.isnan(low) else max(low, fixed_low)
+            rule.append("fixed minimum")
+        if fixed_high is not None:
+            high = fixed_high if np.isnan(high) else min(high, fixed_high)
+            rule.append("fixed maximum")
+        rows.append({"metric": column, "low": low, "high": high, "rule": " + ".join(rule) or "none"})
+    return pd.DataFrame(rows)
+
+
+def failing_reasons(table: pd.DataFrame, thresholds: pd.DataFrame) -> pd.DataFrame:
+    """Boolean frame (cells x reasons): ``{metric}_low`` / ``{metric}_high`` per bound that the cell breaks."""
+    reasons = {}
+    for row in thresholds.itertuples():
+        values = table[row.metric].to_numpy(dtype=np.float64)
+        if not np.isnan(row.low):
+            reasons[f"{row.metric}_low"] = values < row.low
+        if not np.isnan(row.high):
+            reasons[f"{row.metric}_high"] = values > row.high
+    # an empty cell would divide by zero in normalize_total / TF-IDF, whatever the config
+    reasons["rna_empty"] = table["rna_n_genes"].to_numpy() < 1
+    reasons["atac_empty"] = table["atac_n_peaks"].to_numpy() < 1
+    return pd.DataFrame(reasons, index=table.index)
+
+
+def filter_cells_and_features(mdata, qc: QCConfig, path=None, max_rounds: int = 10):
+    """Filter cells (both modalities must pass) and features in place until every threshold holds.
+
+    Returns ``(report, cells, thresholds)``: a dict of counts, the per-cell table of every incoming cell
+    (metrics, ``passed``, ``reasons``) and the thresholds table.
+    """
+    import muon as mu
+
+    rna, atac = mdata.mod["rna"], mdata.mod["atac"]
+    n_in = mdata.n_obs
+    report = {"cells_in": n_in, "genes_in": rna.n_vars, "peaks_in": atac.n_vars}
+    qc_metrics(rna, atac)
+    cells = cell_table(rna, atac)
+    has_mito = bool(rna.var["mito"].any())
+    thresholds = mad_thresholds(cells, qc, has_mito)
+    reasons = failing_reasons(cells, thresholds)
+    removed = reasons.any(axis=1).to_numpy()
+    if removed.all():
+        raise _no_cells_left(path, n_in, reasons, qc)
+    feature_rounds = 0
+    for _ in range(max_rounds):
+        keep = ~removed[cells.index.get_indexer(mdata.obs_names)]
+        gene_keep = _feature_mask(rna, keep, qc.min_cells_per_gene)
+        peak_keep = _feature_mask(atac, keep, qc.min_cells_per_peak)
+        if keep.all() and gene_keep.all() and peak_keep.all():
+            break
+        if not gene_keep.any() or not peak_keep.any():
+            what = "genes" if not gene_keep.any() else "peaks"
+            raise InputError(path, f"no {what} left after QC; lower qc.min_cells_per_gene / "
+                                   f"qc.min_cells_per_peak ({qc.describe()})")
+        mu.pp.filter_obs(rna, keep)
+        mu.pp.filter_obs(atac, keep)
+        mu.pp.filter_var(rna, gene_keep)
+        mu.pp.filter_var(atac, peak_keep)
+        mdata.update()
+        mu.pp.intersect_obs(mdata)
+        rna, atac = mdata.mod["rna"], mdata.mod["atac"]
+        qc_metrics(rna, atac)
+        # fewer features: a kept cell may now break a fixed threshold (the MAD bounds stay as computed)
+        now = cell_table(rna, atac)
+        fixed_only = thresholds.assign(low=_fixed_bounds(thresholds, "low", qc), high=_fixed_bounds(
+            thresholds, "high", qc, has_mito))
+        late = failing_reasons(now, fixed_only).any(axis=1)
+        late_cells = late.index[late.to_numpy()]
+        if len(late_cells):
+            feature_rounds += 1
+            if "after_feature_filter" not in reasons:
+                reasons["after_feature_filter"] = False
+            reasons.loc[late_cells, "after_feature_filter"] = True
+            removed = reasons.any(axis=1).to_numpy()
+            if removed.all():
+                raise _no_cells_left(path, n_in, reasons, qc)
+    else:
+        log.warning("QC filtering did not settle after %d rounds", max_rounds)
+    cells["passed"] = ~reasons.any(axis=1)
+    cells["reasons"] = [";".join(reasons.columns[row]) for row in reasons.to_numpy()]
+    report.update(cells_out=mdata.n_obs, genes_out=mdata.mod["rna"].n_vars, peaks_out=mdata.mod["atac"].n_vars,
+                  cells_failing={k: int(v) for k, v in reasons.sum().items() if v})
+    return report, cells, thresholds
+
+
+def _fixed_bounds(thresholds, side, qc, has_mito=True):
+    fixed = {
+        "low": {"rna_n_genes": qc.min_genes_per_cell or np.nan, "atac_n_peaks": qc.min_peaks_per_cell or np.nan},
+        "high": {"rna_n_genes": qc.max_genes_per_cell if qc.max_genes_per_cell is not None else np.nan,
+                 "rna_mito_fraction": qc.max_mito_fraction if has_mito else np.nan},
+    }[side]
+    return [fixed.get(metric, np.nan) for metric in thresholds["metric"]]
+
+
+def _feature_mask(adata, keep_cells, min_cells):
+    x = adata.X[np.flatnonzero(keep_cells)] if not keep_cells.all() else adata.X
+    n_cells = np.bincount(x.indices, minlength=x.shape[1])
+    return n_cells >= max(1, min_cells)
+
+
+def _no_cells_left(path, n_in, reasons, qc):
+    counts = ", ".join(f"{k}: {int(v)}" for k, v in reasons.sum().items() if v)
+    return InputError(path, f"no cells left after QC ({n_in} cells came in; failing {counts}). "
+                            f"Loosen the thresholds in the config: {qc.describe()}")
+
+
+def summary_table(cells: pd.DataFrame, report: dict) -> pd.DataFrame:
+    """One row per statistic: cells in/out, cells removed per reason, medians per metric before/after QC."""
+    rows = [("cells_in", report["cells_in"]), ("cells_out", report["cells_out"]),
+            ("genes_in", report["genes_in"]), ("genes_out", report["genes_out"]),
+            ("peaks_in", report["peaks_in"]), ("peaks_out", report["peaks_out"])]
+    reasons = cells["reasons"].str.split(";").explode()
+    for reason, n in reasons[reasons != ""].value_counts().sort_index().items():
+        rows.append((f"removed_{reason}", int(n)))
+    kept = cells[cells["passed"]]
+    for _, _, column, _ in CELL_METRICS:
+        rows.append((f"median_{column}_in", float(cells[column].median())))
+        rows.append((f"median_{column}_out", float(kept[column].median())))
+    return pd.DataFrame(rows, columns=["statistic", "value"])
