@@ -150,7 +150,8 @@ def test_tiny_pipeline_runs_through_slurm_with_the_profile(slurm_cluster, tiny_w
     # start.sh's srun shim: the job step drops SLURM_CONF before its nested srun (see start.sh).
     monkeypatch.setenv("PATH", f"{slurm_cluster.root / 'bin'}:{os.environ['PATH']}")
     monkeypatch.setenv("SCMVP_SLURM_PARTITION", slurm_cluster.partition)
-    monkeypatch.setenv("SCMVP_SLURM_GPUS", "1")  # the test node has one (count-only) GPU GRES
+    # the test node has one (count-only) GPU GRES: the profile finds it with sinfo and asks for one GPU
+    monkeypatch.delenv("SCMVP_SLURM_GPUS", raising=False)
     # Test overrides of the profile: this cluster has no accounting database (so squeue, see the
     # profile), and short status-check intervals keep the run short.
     overrides = ["--profile", str(REPO / "profiles" / "slurm"), "--slurm-status-command", "squeue",
@@ -185,3 +186,38 @@ def test_tiny_pipeline_runs_through_slurm_with_the_profile(slurm_cluster, tiny_w
             assert_same_mudata(local / name, remote / name, exact=exact, atol=atol)
             compared += 1
     assert compared >= 1
+
+
+def load_slurm_profile(tmp_path, monkeypatch, sinfo_output, gpus=None):
+    """profiles/slurm/config.yaml evaluated as Snakemake does (yte), with a stand-in `sinfo` printing
+    `sinfo_output`."""
+    import yaml
+    import yte
+
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir(parents=True)
+    (bin_dir / "sinfo").write_text(f"#!/bin/sh\necho '{sinfo_output}'\n")
+    (bin_dir / "sinfo").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
+    if gpus is None:
+        monkeypatch.delenv("SCMVP_SLURM_GPUS", raising=False)
+    else:
+        monkeypatch.setenv("SCMVP_SLURM_GPUS", gpus)
+    with open(REPO / "profiles" / "slurm" / "config.yaml") as handle:
+        return yte.process_yaml(handle)
+
+
+def test_slurm_profile_asks_for_a_gpu_only_where_the_cluster_has_one(tmp_path, monkeypatch):
+    with_gpus = load_slurm_profile(tmp_path / "a", monkeypatch, "gpu:a100:4(S:0-1)")
+    assert with_gpus["set-resources"]["train"]["gpu"] == 1
+    without = load_slurm_profile(tmp_path / "b", monkeypatch, "(null)")
+    assert "gpu" not in without["set-resources"]["train"]  # trains on CPU instead of a failing sbatch
+    forced_cpu = load_slurm_profile(tmp_path / "c", monkeypatch, "gpu:2", gpus="0")
+    assert "gpu" not in forced_cpu["set-resources"]["train"]
+
+
+def test_slurm_profile_stops_with_one_message_when_a_gpu_is_asked_for_but_missing(tmp_path, monkeypatch):
+    with pytest.raises(SystemExit) as stop:
+        load_slurm_profile(tmp_path, monkeypatch, "(null)", gpus="1")
+    message = str(stop.value)
+    assert "SCMVP_SLURM_GPUS=1" in message and "SCMVP_SLURM_GPUS=0" in message and "no node" in message
