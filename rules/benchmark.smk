@@ -42,8 +42,8 @@ rule embed_scmvp:
         "../envs/core.yaml"
     threads: 1
     resources:
-        mem_mb=2000,
-        runtime=10,
+        mem_mb=lambda wildcards, attempt: 2000 * attempt,
+        runtime=lambda wildcards, attempt: 10 * attempt,
     script:
         "../scripts/embed.py"
 
@@ -65,8 +65,8 @@ rule embed_rna_pca:
         "../envs/core.yaml"
     threads: 1
     resources:
-        mem_mb=4000,
-        runtime=20,
+        mem_mb=lambda wildcards, attempt: 4000 * attempt,
+        runtime=lambda wildcards, attempt: 20 * attempt,
     script:
         "../scripts/embed.py"
 
@@ -88,8 +88,8 @@ rule embed_atac_lsi:
         "../envs/core.yaml"
     threads: 1
     resources:
-        mem_mb=6000,
-        runtime=20,
+        mem_mb=lambda wildcards, attempt: 6000 * attempt,
+        runtime=lambda wildcards, attempt: 20 * attempt,
     script:
         "../scripts/embed.py"
 
@@ -112,8 +112,8 @@ rule embed_wnn:
         "../envs/core.yaml"
     threads: 1
     resources:
-        mem_mb=8000,
-        runtime=60,
+        mem_mb=lambda wildcards, attempt: 8000 * attempt,
+        runtime=lambda wildcards, attempt: 60 * attempt,
     script:
         "../scripts/embed.py"
 
@@ -135,8 +135,8 @@ rule embed_mofa:
         "../envs/mofa.yaml"
     threads: 1
     resources:
-        mem_mb=8000,
-        runtime=120,
+        mem_mb=lambda wildcards, attempt: 8000 * attempt,
+        runtime=lambda wildcards, attempt: 120 * attempt,
     script:
         "../scripts/embed.py"
 
@@ -159,8 +159,8 @@ rule embed_scvi:
     # torch threads as for scMVP (model.threads): more threads than free cores slow torch many times over
     threads: config["model"]["threads"]
     resources:
-        mem_mb=8000,
-        runtime=240,
+        mem_mb=lambda wildcards, attempt: 8000 * attempt,
+        runtime=lambda wildcards, attempt: 240 * attempt,
     script:
         "../scripts/embed.py"
 
@@ -182,8 +182,8 @@ rule embed_multivi:
         "../envs/scvi.yaml"
     threads: config["model"]["threads"]
     resources:
-        mem_mb=16000,
-        runtime=480,
+        mem_mb=lambda wildcards, attempt: 16000 * attempt,
+        runtime=lambda wildcards, attempt: 480 * attempt,
     script:
         "../scripts/embed.py"
 
@@ -211,8 +211,8 @@ rule benchmark_scores:
         "../envs/core.yaml"
     threads: 1
     resources:
-        mem_mb=4000,
-        runtime=30,
+        mem_mb=lambda wildcards, attempt: 4000 * attempt,
+        runtime=lambda wildcards, attempt: 30 * attempt,
     script:
         "../scripts/cluster_scores.py"
 
@@ -235,8 +235,8 @@ rule benchmark_umap:
         "../envs/core.yaml"
     threads: 1
     resources:
-        mem_mb=4000,
-        runtime=30,
+        mem_mb=lambda wildcards, attempt: 4000 * attempt,
+        runtime=lambda wildcards, attempt: 30 * attempt,
     script:
         "../scripts/benchmark_umap.py"
 
@@ -262,8 +262,8 @@ rule plot_benchmark_scores:
         "../envs/core.yaml"
     threads: 1
     resources:
-        mem_mb=1000,
-        runtime=5,
+        mem_mb=lambda wildcards, attempt: 1000 * attempt,
+        runtime=lambda wildcards, attempt: 5 * attempt,
     script:
         "../scripts/plot_benchmark.py"
 
@@ -289,14 +289,19 @@ rule plot_benchmark_umap:
         "../envs/core.yaml"
     threads: 1
     resources:
-        mem_mb=1000,
-        runtime=5,
+        mem_mb=lambda wildcards, attempt: 1000 * attempt,
+        runtime=lambda wildcards, attempt: 5 * attempt,
     script:
         "../scripts/plot_benchmark.py"
 
 
-# Final outputs: the UMAP grid always; the scores and their bars only for datasets with true labels.
+# Final outputs: the UMAP grid of the methods; their scores and bars only for datasets with true labels. No
+# method, no benchmark rule.
 STAGE_TARGETS.append(
-    lambda ds: [out(ds, "benchmark", "umap.png")]
-    + ([out(ds, "benchmark", "clustering.tsv"), out(ds, "benchmark", "clustering.png")] if has_labels(ds) else [])
+    lambda ds: (
+        [out(ds, "benchmark", "umap.png")]
+        + ([out(ds, "benchmark", "clustering.tsv"), out(ds, "benchmark", "clustering.png")] if has_labels(ds) else [])
+    )
+    if BENCHMARK_METHODS
+    else []
 )

@@ -66,7 +66,16 @@ def labels_file(ds):
 
 
 def has_labels(ds):
-    return labels_file(ds) is not None
+    """Whether the cells of `ds` carry labels after ingest: from a labels file, from the cell annotation named by
+    `label_column`, or (technology h5mu) from the file's own obs["label"]."""
+    if labels_file(ds) is not None or dataset(ds).get("label_column"):
+        return True
+    if dataset(ds)["technology"] == "h5mu" and os.path.isfile(dataset(ds)["path"]):
+        import h5py
+
+        with h5py.File(dataset(ds)["path"], "r") as h5:
+            return any(key in h5 for key in ("obs/label", "mod/rna/obs/label", "mod/atac/obs/label"))
+    return False
 
 
 def reference(ds, name):

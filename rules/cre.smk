@@ -19,8 +19,8 @@ rule cre_links:
         "../envs/cre.yaml"
     threads: 1
     resources:
-        mem_mb=8000,
-        runtime=120,
+        mem_mb=lambda wildcards, attempt: 8000 * attempt,
+        runtime=lambda wildcards, attempt: 120 * attempt,
     script:
         "../scripts/predict_links.py"
 
@@ -45,8 +45,8 @@ rule cre_enrichment:
         "../envs/cre.yaml"
     threads: 1
     resources:
-        mem_mb=4000,
-        runtime=30,
+        mem_mb=lambda wildcards, attempt: 4000 * attempt,
+        runtime=lambda wildcards, attempt: 30 * attempt,
     script:
         "../scripts/cre_enrichment.py"
 
@@ -66,8 +66,8 @@ rule cre_link_accuracy:
         "../envs/cre.yaml"
     threads: 1
     resources:
-        mem_mb=4000,
-        runtime=15,
+        mem_mb=lambda wildcards, attempt: 4000 * attempt,
+        runtime=lambda wildcards, attempt: 15 * attempt,
     script:
         "../scripts/cre_link_accuracy.py"
 

@@ -40,8 +40,8 @@ rule download:
         "../envs/core.yaml"
     threads: 1
     resources:
-        mem_mb=1000,
-        runtime=480,
+        mem_mb=lambda wildcards, attempt: 1000 * attempt,
+        runtime=lambda wildcards, attempt: 480 * attempt,
     script:
         "../scripts/download.py"
 
@@ -68,7 +68,7 @@ for _ds, _layout in DOWNLOAD_LAYOUT.items():
             "../envs/core.yaml"
         threads: 1
         resources:
-            mem_mb=1000,
-            runtime=240,
+            mem_mb=lambda wildcards, attempt: 1000 * attempt,
+            runtime=lambda wildcards, attempt: 240 * attempt,
         script:
             "../scripts/unpack.py"

@@ -6,7 +6,7 @@ rule ingest:
         # the dataset's file or folder, plus its labels tsv when it has one
         unpack(
             lambda wildcards: {"data": raw_input(wildcards.ds)}
-            | ({"labels": labels_file(wildcards.ds)} if has_labels(wildcards.ds) else {})
+            | ({"labels": labels_file(wildcards.ds)} if labels_file(wildcards.ds) else {})
         ),
     output:
         mudata=out("{ds}", "ingested.h5mu"),

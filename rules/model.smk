@@ -22,8 +22,8 @@ rule train:
     threads: config["model"]["threads"]
     resources:
         # sparse input in memory + the network; dense only per minibatch
-        mem_mb=lambda wildcards, input: max(4000, int(6 * input.size_mb) + 2000),
-        runtime=720,
+        mem_mb=lambda wildcards, input, attempt: max(4000, int(6 * input.size_mb) + 2000) * attempt,
+        runtime=lambda wildcards, attempt: 720 * attempt,
         gpu=1 if config["model"]["device"] == "cuda" else 0,
     script:
         "../scripts/train.py"
@@ -47,8 +47,8 @@ rule impute:
     threads: config["model"]["threads"]
     resources:
         # one chunk of imputed values in memory at a time
-        mem_mb=lambda wildcards, input: max(4000, int(6 * input.size_mb) + 2000),
-        runtime=120,
+        mem_mb=lambda wildcards, input, attempt: max(4000, int(6 * input.size_mb) + 2000) * attempt,
+        runtime=lambda wildcards, attempt: 120 * attempt,
         gpu=1 if config["model"]["device"] == "cuda" else 0,
     script:
         "../scripts/impute.py"

@@ -31,8 +31,8 @@ rule validation_bulk_rna:
         "../envs/scvi.yaml"
     threads: 2
     resources:
-        mem_mb=8000,
-        runtime=120,
+        mem_mb=lambda wildcards, attempt: 8000 * attempt,
+        runtime=lambda wildcards, attempt: 120 * attempt,
     script:
         "../scripts/validate_bulk_rna.py"
 
@@ -57,8 +57,8 @@ rule validation_bulk_atac:
         "../envs/cre.yaml"
     threads: 1
     resources:
-        mem_mb=8000,
-        runtime=60,
+        mem_mb=lambda wildcards, attempt: 8000 * attempt,
+        runtime=lambda wildcards, attempt: 60 * attempt,
     script:
         "../scripts/validate_bulk_atac.py"
 
@@ -83,8 +83,8 @@ rule validation_deg:
         "../envs/core.yaml"
     threads: 1
     resources:
-        mem_mb=8000,
-        runtime=60,
+        mem_mb=lambda wildcards, attempt: 8000 * attempt,
+        runtime=lambda wildcards, attempt: 60 * attempt,
     script:
         "../scripts/deg.py"
 
@@ -114,8 +114,8 @@ rule validation_trajectory:
         "../envs/core.yaml"
     threads: 1
     resources:
-        mem_mb=8000,
-        runtime=60,
+        mem_mb=lambda wildcards, attempt: 8000 * attempt,
+        runtime=lambda wildcards, attempt: 60 * attempt,
     script:
         "../scripts/trajectory.py"
 

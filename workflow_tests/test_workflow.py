@@ -36,3 +36,55 @@ def test_default_config_builds_a_dag():
     proc = subprocess.run([sys.executable, "-m", "snakemake", "-n", "--quiet", "rules"], cwd=REPO,
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout[-5000:] + proc.stderr[-5000:]
+
+
+def test_every_rule_asks_for_more_memory_and_time_on_a_retry():
+    """A job killed for memory or time comes back with more (`retries` in the profiles): mem_mb and runtime of
+    every rule are functions of `attempt`."""
+    fixed = [f"{f}:{name}: {line.strip()}" for f, name, body in rule_blocks() for line in body.splitlines()
+             if re.match(r"\s+(mem_mb|runtime)=", line) and "attempt" not in line]
+    assert not fixed, "\n".join(fixed)
+
+
+def _plan(tmp_path, config):
+    from conftest import snakemake
+
+    proc = snakemake(tmp_path, config, extra=("-n",), check=True, timeout=300)
+    return proc.stdout + proc.stderr
+
+
+def _labelled_h5mu(path):
+    """A tiny MuData whose cell type sits in obs["celltype"] (not "label")."""
+    import anndata as ad
+    import mudata as md
+    import numpy as np
+    import pandas as pd
+    import scipy.sparse as sp
+
+    obs = pd.DataFrame({"celltype": ["a", "b"] * 20}, index=[f"c{i}" for i in range(40)])
+    rna = ad.AnnData(sp.csr_matrix(np.ones((40, 5), np.float32)), obs=obs.copy(),
+                     var=pd.DataFrame(index=[f"g{i}" for i in range(5)]))
+    atac = ad.AnnData(sp.csr_matrix(np.ones((40, 3), np.float32)), obs=obs.copy(),
+                      var=pd.DataFrame(index=[f"chr1:{i * 100}-{i * 100 + 50}" for i in range(3)]))
+    md.MuData({"rna": rna, "atac": atac}).write(path)
+    return path
+
+
+def test_label_column_alone_enables_scoring(tmp_path):
+    data = _labelled_h5mu(tmp_path / "mine.h5mu")
+    config = {"datasets": {"mine": {"technology": "h5mu", "path": str(data), "label_column": "celltype"}},
+              "benchmark": {"methods": ["scmvp", "rna_pca"]}}
+    plan = _plan(tmp_path / "labelled", config)
+    assert "clustering.tsv" in plan and "rule benchmark_scores:" in plan and "rule validation_deg:" in plan
+    unlabelled = {"datasets": {"mine": {"technology": "h5mu", "path": str(data)}},
+                  "benchmark": {"methods": ["scmvp", "rna_pca"]}}
+    plan = _plan(tmp_path / "unlabelled", unlabelled)
+    assert "rule benchmark_scores:" not in plan and "rule benchmark_umap:" in plan
+
+
+def test_no_benchmark_methods_schedule_no_benchmark_rule(tmp_path):
+    data = _labelled_h5mu(tmp_path / "mine.h5mu")
+    config = {"datasets": {"mine": {"technology": "h5mu", "path": str(data), "label_column": "celltype"}},
+              "benchmark": {"methods": []}}
+    plan = _plan(tmp_path / "none", config)
+    assert "rule train:" in plan and not re.search(r"rule (embed_\w+|benchmark_\w+|plot_benchmark_\w+):", plan)
