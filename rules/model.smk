@@ -38,6 +38,10 @@ rule impute:
     params:
         device=config["model"]["device"],
         chunk_size=config["model"]["impute_chunk_size"],
+        # the latent's UMAP and Leiden clusters, written into imputed.h5mu
+        n_neighbors=config["benchmark"]["n_neighbors"],
+        leiden_resolution=config["benchmark"]["leiden_resolution"],
+        seed=config["model"]["seed"],
     log:
         out("{ds}", "logs", "impute.log"),
     benchmark:

@@ -1,17 +1,34 @@
-"""Rule `impute`: latent means, GMM clusters and imputed RNA/ATAC of every cell -> imputed.h5mu."""
+"""Rule `impute`: latent means, GMM clusters, the latent's UMAP and Leiden clusters, and imputed RNA/ATAC of every
+cell -> imputed.h5mu (scverse conventions: obsm["X_umap"], obs["leiden"], obsp["connectivities"/"distances"])."""
 import mudata
 
+from scmvp import metrics
 from scmvp.errors import require_file
 from scmvp.model import SCMVP
 from scmvp.model.imputation import write_imputed
-from scmvp.rule import run
+from scmvp.rule import log, run
+
+
+def add_umap_and_leiden(mdata, n_neighbors, resolution, seed):
+    graph = metrics.neighbours_umap_leiden(mdata.obsm["X_scmvp"], n_neighbors, resolution, seed)
+    mdata.obsm["X_umap"] = graph.obsm["X_umap"]
+    mdata.obs["leiden"] = graph.obs["leiden"].to_numpy()
+    mdata.obs["leiden"] = mdata.obs["leiden"].astype("category")
+    for key in ("distances", "connectivities"):
+        mdata.obsp[key] = graph.obsp[key]
+    mdata.uns["neighbors"] = dict(graph.uns["neighbors"], params=dict(graph.uns["neighbors"]["params"],
+                                                                      use_rep="X_scmvp"))
+    mdata.uns["umap"], mdata.uns["leiden"] = graph.uns["umap"], graph.uns["leiden"]
+    log.info("latent UMAP and %d Leiden clusters (resolution %g)", mdata.obs["leiden"].nunique(), resolution)
 
 
 def main(smk):
     path = require_file(smk.input.mdata, "preprocessed MuData")
     mdata = mudata.read_h5mu(path)
     model = SCMVP.load(smk.input.model, mdata, device=smk.params.device, path_of_data=path)
-    write_imputed(model, mdata, smk.output.mdata, chunk_size=smk.params.chunk_size)
+    write_imputed(model, mdata, smk.output.mdata, chunk_size=smk.params.chunk_size,
+                  annotate=lambda m: add_umap_and_leiden(m, smk.params.n_neighbors, smk.params.leiden_resolution,
+                                                         smk.params.seed))
 
 
 run(main, snakemake)  # noqa: F821 - provided by Snakemake

@@ -204,3 +204,16 @@ def test_umap_grid_coloured_by_clusters(tmp_path):
     assert len(fig.legends[0].get_texts()) == 12
     plots.save(fig, tmp_path / "grid.png")
     assert (tmp_path / "grid.png").stat().st_size > 5000
+
+
+def test_imputed_h5mu_holds_the_latent_umap_and_leiden_clusters(tiny_workflow):
+    """Where scanpy/muon users look: obsm["X_umap"], obs["leiden"], obsp connectivities of the scMVP latent."""
+    path = tiny_workflow.build("tiny/imputed.h5mu")
+    mdata = md.read_h5mu(path)
+    assert mdata.obsm["X_umap"].shape == (mdata.n_obs, 2) and np.isfinite(mdata.obsm["X_umap"]).all()
+    assert isinstance(mdata.obs["leiden"].dtype, pd.CategoricalDtype)
+    assert 2 <= mdata.obs["leiden"].nunique() <= 50
+    assert mdata.obsp["connectivities"].shape == (mdata.n_obs, mdata.n_obs)
+    assert mdata.uns["neighbors"]["params"]["use_rep"] == "X_scmvp"
+    # the simulated cell types separate in the latent: Leiden clusters agree with them
+    assert metrics.clustering_scores(mdata.obs["label"].astype(str), mdata.obs["leiden"].astype(str))["ari"] > 0.5

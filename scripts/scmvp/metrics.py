@@ -118,6 +118,25 @@ def leiden_with_n_clusters(connectivities, n_clusters: int, seed: int = 0, max_s
     return clusters, resolution, reached
 
 
+def neighbours_umap_leiden(embedding, n_neighbors: int = 15, resolution: float = 1.0, seed: int = 0):
+    """kNN graph, UMAP and Leiden clusters of an embedding, as scanpy writes them (``sc.pp.neighbors``,
+    ``sc.tl.umap``, ``sc.tl.leiden`` with the igraph flavour scanpy recommends), on an AnnData of the embedding.
+
+    Returns that AnnData: ``obsp`` distances/connectivities, ``obsm["X_umap"]``, ``obs["leiden"]``, ``uns``.
+    """
+    import anndata as ad
+    import scanpy as sc
+
+    embedding = np.asarray(embedding, dtype=np.float32)
+    adata = ad.AnnData(obs=pd.DataFrame(index=[str(i) for i in range(len(embedding))]),
+                       obsm={"X_emb": embedding})
+    sc.pp.neighbors(adata, n_neighbors=min(n_neighbors, adata.n_obs - 1), use_rep="X_emb", random_state=seed)
+    sc.tl.umap(adata, random_state=seed)
+    sc.tl.leiden(adata, resolution=resolution, random_state=seed, flavor="igraph", n_iterations=2,
+                 directed=False)
+    return adata
+
+
 def _reset_peak_rss() -> bool:
     """Reset the kernel's peak-RSS counter of this process (Linux); False where unsupported."""
     try:

@@ -29,14 +29,20 @@ def _dense_dataset(group, name, shape, chunk_rows):
     return ds
 
 
-def write_imputed(model, mdata, path, chunk_size=None):
-    """Add X_scmvp / scmvp_cluster to `mdata`, write it to `path` with the imputed layers, atomically."""
+def write_imputed(model, mdata, path, chunk_size=None, annotate=None):
+    """Add X_scmvp / scmvp_cluster to `mdata`, write it to `path` with the imputed layers, atomically.
+
+    ``annotate(mdata)``, when given, runs once X_scmvp is set and before the file is written (the rule adds the
+    latent's UMAP and Leiden clusters there).
+    """
     chunk_size = chunk_size or model.config["impute_chunk_size"]
     latent = model.get_latent(chunk_size=chunk_size)
     clusters = model.get_clusters(latent)
     mdata.obsm["X_scmvp"] = latent.astype(np.float32)
     mdata.obs["scmvp_cluster"] = pd.Categorical([str(c) for c in clusters],
                                                 categories=[str(c) for c in np.unique(clusters)])
+    if annotate is not None:
+        annotate(mdata)
     rna, atac = mdata.mod["rna"], mdata.mod["atac"]
     for mod in (rna, atac):
         mod.layers.pop("imputed", None)
