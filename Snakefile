@@ -1,5 +1,8 @@
 # scMVP pipeline: paired scRNA-seq + scATAC-seq, from the files labs receive to a joint embedding,
 # imputed modalities and the paper's evaluations. See README.md.
+import os
+import sys
+
 from snakemake.utils import min_version, validate
 
 min_version("9.0")
@@ -13,6 +16,17 @@ if not workflow.config_settings.configfiles:
 
 
 
+# The package behind the rule scripts (scripts/scmvp), importable here too.
+sys.path.insert(0, os.path.join(workflow.basedir, "scripts"))
+from scmvp.config_check import ConfigError, check_config
+
+# A config that breaks the schema stops with one short line per problem (the key, the dataset, the allowed
+# keys, a suggestion) instead of validate()'s dump of the schema; validate() then fills in the defaults.
+# sys.exit, not WorkflowError: Snakemake prints the message alone (no header and traceback line).
+try:
+    check_config(config, os.path.join(workflow.basedir, "config/schemas/config.schema.yaml"))
+except ConfigError as err:
+    sys.exit(str(err))
 validate(config, "config/schemas/config.schema.yaml")
 
 
