@@ -8,7 +8,7 @@ CORES ?= $(shell nproc)
 WHEELS := $(wildcard /opt/wheels)
 FIND_LINKS := $(if $(WHEELS),--find-links $(WHEELS),)
 
-.PHONY: setup bedtools run test lint report bench clean
+.PHONY: setup bedtools run test lint report bench gpu-check clean
 
 $(STAMP): requirements.txt
 	@test -x $(PY) || python3 -m venv $(VENV)
@@ -43,6 +43,10 @@ bench: setup
 	$(PY) bench/bench_scicar.py --seeds 0 1 2 3 4 --ablations --threads 1
 	$(PY) bench/bench_clustering_scicar.py --out bench_results/scicar_clustering.tsv --scvi-epochs 50
 	$(PY) bench/bench_cre.py
+
+# The CUDA path end to end (train, kill + resume, impute, compare with the CPU); says so and exits 0 without CUDA.
+gpu-check: setup
+	$(PY) bench/gpu_check.py
 
 clean:
 	rm -rf results .snakemake
