@@ -2,7 +2,8 @@
 
 Cheap by design: fragments are written from the cells' simulated ATAC counts, not simulated genome-wide.
 
-* One fragment per count of the cells x peaks matrix, inside its peak; in a promoter peak its midpoint lies
+* One fragment per two counts (rounded up) of the cells x peaks matrix, inside its peak (the simulator's
+  counts are cut sites, one or two per fragment); in a promoter peak its midpoint lies
   near the gene's TSS (normal, sd 80 bp), elsewhere anywhere in the peak. So real cells pile fragments up at
   TSSs and their TSS enrichment is well above 1.
 * Fragment lengths follow a nucleosomal pattern: nucleosome-free (< 147 bp), mono- (147-293 bp) and
@@ -73,9 +74,9 @@ def simulate_fragments(sim, seed: int):
     peaks = sim.peaks
     n_cells = len(sim.barcodes)
 
-    # fragments in peaks: one per count
+    # fragments in peaks: one per two cut sites, rounded up
     coo = sim.atac.tocoo()
-    counts = coo.data.astype(np.int64)
+    counts = (coo.data.astype(np.int64) + 1) // 2
     cell = np.repeat(coo.row.astype(np.int64), counts)
     peak = np.repeat(coo.col.astype(np.int64), counts)
     p_start, p_end = peaks["start"].to_numpy(np.int64)[peak], peaks["end"].to_numpy(np.int64)[peak]
