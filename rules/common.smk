@@ -103,7 +103,7 @@ def arc_file(ds, name):
 
 
 def fragment_qc_inputs(ds):
-    """Inputs of the fragment QC of rule preprocess: fragments (+ its tabix index), per-barcode metrics and
+    """Inputs of the fragment QC (preprocess): fragments (+ its tabix index), per-barcode metrics and
     the genes reference (TSSs), each when the dataset has it."""
     if is_simulated(ds):
         inputs = {key: simulated_file(ds, key) for key in ("fragments", "fragments_index", "barcode_metrics")}
