@@ -10,6 +10,9 @@ DATASETS = list(config["datasets"])
 # Files the `simulate` rule writes, relative to results/{ds}/simulated/.
 SIMULATED = {
     "matrix": "outs/filtered_feature_bc_matrix.h5",
+    "fragments": "outs/atac_fragments.tsv.gz",
+    "fragments_index": "outs/atac_fragments.tsv.gz.tbi",
+    "barcode_metrics": "outs/per_barcode_metrics.csv",
     "labels": "labels.tsv",
     "genes": "references/genes.gtf",
     "bulk_rna": "references/bulk_rna.tsv",
@@ -83,6 +86,38 @@ def reference(ds, name):
     if is_simulated(ds):
         return simulated_file(ds, name)
     return dataset(ds).get("references", {}).get(name)
+
+
+def arc_file(ds, name):
+    """Cell Ranger ARC's `name` (atac_fragments.tsv.gz, per_barcode_metrics.csv) in the outs/ folder of a
+    10x_multiome dataset: `path` itself, `path`/outs, or the folder holding `path` (the matrix); else None."""
+    if dataset(ds)["technology"] != "10x_multiome":
+        return None
+    path = os.path.abspath(dataset(ds)["path"])
+    folders = [path, os.path.join(path, "outs")] if os.path.isdir(path) else []
+    folders.append(os.path.dirname(path))
+    for folder in folders:
+        if os.path.isfile(os.path.join(folder, name)):
+            return os.path.join(folder, name)
+    return None
+
+
+def fragment_qc_inputs(ds):
+    """Inputs of the fragment QC (preprocess): fragments (+ its tabix index), per-barcode metrics and
+    the genes reference (TSSs), each when the dataset has it."""
+    if is_simulated(ds):
+        inputs = {key: simulated_file(ds, key) for key in ("fragments", "fragments_index", "barcode_metrics")}
+    else:
+        inputs = {}
+        fragments = arc_file(ds, "atac_fragments.tsv.gz")
+        if fragments and os.path.isfile(fragments + ".tbi"):
+            inputs.update(fragments=fragments, fragments_index=fragments + ".tbi")
+        metrics = arc_file(ds, "per_barcode_metrics.csv")
+        if metrics:
+            inputs["barcode_metrics"] = metrics
+    if "fragments" in inputs and reference(ds, "genes"):
+        inputs["genes"] = reference(ds, "genes")
+    return inputs
 
 
 def histone_marks(ds):

@@ -1,11 +1,13 @@
 # Stage preprocess: QC (cells must pass in both modalities; data-driven MAD outliers by default, see
-# scripts/scmvp/qc.py), the QC tables and figure, raw counts kept in layers, RNA
+# scripts/scmvp/qc.py; TSS enrichment, nucleosome signal and FRiP from Cell Ranger ARC's fragments file and
+# per-barcode metrics when present, scripts/scmvp/qc_fragments.py; scrublet doublets), the QC tables and figure, raw counts kept in layers, RNA
 # log-normalisation + highly variable genes + PCA, ATAC TF-IDF + LSI (muon).
 
 
 rule preprocess:
     input:
-        mdata=out("{ds}", "ingested.h5mu"),
+        # + Cell Ranger ARC's fragments file / per-barcode metrics (fragment QC), when the dataset has them
+        unpack(lambda wildcards: {"mdata": out(wildcards.ds, "ingested.h5mu")} | fragment_qc_inputs(wildcards.ds)),
     output:
         mdata=out("{ds}", "preprocessed.h5mu"),
         cells=out("{ds}", "qc", "cells.tsv"),

@@ -13,7 +13,9 @@ def main(smk):
         mdata = md.read_h5mu(path)
     except (OSError, KeyError, ValueError) as err:
         raise InputError(path, f"cannot read as MuData: {err}") from err
-    report = preprocess(mdata, dict(smk.params.qc), seed=int(smk.params.seed), path=path)
+    report = preprocess(mdata, dict(smk.params.qc), seed=int(smk.params.seed), path=path,
+                        fragments=smk.input.get("fragments"), barcode_metrics=smk.input.get("barcode_metrics"),
+                        genes=smk.input.get("genes"))
     log.info("kept %d of %d cells, %d genes, %d peaks", report["cells_out"], report["cells_in"], report["genes_out"],
              report["peaks_out"])
     write_tsv(report["cell_table"].reset_index(), smk.output.cells, float_format="%.6g")

@@ -18,6 +18,8 @@ KEYS = {
     "bulk_rna": "references/bulk_rna.tsv", "bulk_atac": "references/bulk_atac.bed",
     "H3K4me3": "references/H3K4me3.bed", "H3K27ac": "references/H3K27ac.bed", "links": "truth/links.tsv",
     "de_genes": "truth/de_genes.tsv", "pseudotime": "truth/pseudotime.tsv", "chrom_sizes": "references/chrom.sizes",
+    "fragments": "outs/atac_fragments.tsv.gz", "fragments_index": "outs/atac_fragments.tsv.gz.tbi",
+    "barcode_metrics": "outs/per_barcode_metrics.csv",
 }
 
 
@@ -214,6 +216,47 @@ def test_h5_has_the_cell_ranger_arc_layout(sim, written):
     assert (matrix[:n_genes].T != sim.rna).nnz == 0
     assert (matrix[n_genes:].T != sim.atac).nnz == 0
     assert matrix.data.min() > 0  # no explicit zeros, as Cell Ranger writes
+
+
+def test_fragments_and_per_barcode_metrics(sim, written):
+    """Cell Ranger ARC's atac_fragments.tsv.gz (bgzip + tabix, sorted, nucleosomal lengths, piled up at TSSs)
+    and per_barcode_metrics.csv, consistent with each other and with the matrix."""
+    import pysam
+
+    frags = pd.read_csv(written["fragments"], sep="\t", header=None, comment="#",
+                        names=["chrom", "start", "end", "barcode", "count"])
+    order = frags["chrom"].map({c: i for i, c in enumerate(sim.chrom_sizes)})
+    assert (order.diff().fillna(0) >= 0).all()
+    assert (frags.groupby("chrom")["start"].apply(lambda s: s.is_monotonic_increasing)).all()
+    assert (frags["count"] >= 1).all() and (frags["end"] > frags["start"]).all()
+    length = frags["end"] - frags["start"]
+    assert 0.35 < (length < 147).mean() < 0.7 and 0.2 < ((length >= 147) & (length < 294)).mean() < 0.5
+    with pysam.TabixFile(str(written["fragments"])) as tbx:
+        assert set(tbx.contigs) == set(sim.chrom_sizes)
+        assert len(list(tbx.fetch("chr1", 0, 10**9))) == (frags["chrom"] == "chr1").sum()
+    metrics = pd.read_csv(written["barcode_metrics"])
+    for column in ("barcode", "is_cell", "atac_fragments", "atac_peak_region_fragments", "gex_umis_count",
+                   "gex_genes_count"):
+        assert column in metrics.columns, column
+    assert set(metrics.loc[metrics["is_cell"] == 1, "barcode"]) == set(sim.barcodes)
+    assert (metrics["is_cell"] == 0).sum() > 0 and metrics["barcode"].is_monotonic_increasing
+    per_barcode = frags.groupby("barcode").size()
+    assert (metrics.set_index("barcode")["atac_fragments"] == per_barcode.reindex(metrics["barcode"]).to_numpy()).all()
+    cells = metrics[metrics["is_cell"] == 1].set_index("barcode").loc[sim.barcodes]
+    assert np.array_equal(cells["gex_umis_count"].to_numpy(), np.asarray(sim.rna.sum(axis=1)).ravel())
+    frip = cells["atac_peak_region_fragments"] / cells["atac_fragments"]
+    assert 0.6 < frip.median() < 0.8 and (frip < 0.45).sum() >= 1  # the few low-quality cells
+    # promoter fragments pile up at their gene's TSS: more fragment midpoints within 200 bp than 800-1000 bp away
+    tss = sim.genes[["chrom", "tss"]]
+    mid = (frags["start"] + frags["end"]) // 2
+    near = far = 0
+    for chrom, group in tss.groupby("chrom"):
+        m = np.sort(mid[frags["chrom"] == chrom].to_numpy())
+        for t in group["tss"].to_numpy():
+            near += np.searchsorted(m, t + 200) - np.searchsorted(m, t - 200)
+            far += (np.searchsorted(m, t + 1000) - np.searchsorted(m, t + 800)
+                    + np.searchsorted(m, t - 800) - np.searchsorted(m, t - 1000))
+    assert near > 5 * far
 
 
 def test_h5_reads_with_scanpy(written):

@@ -121,34 +121,61 @@ def _natural_key(text: str):
 
 QC_TITLES = {"rna_n_counts": "RNA UMIs per cell", "rna_n_genes": "genes per cell",
              "rna_mito_fraction": "mitochondrial fraction", "atac_n_counts": "ATAC counts per cell",
-             "atac_n_peaks": "peaks per cell"}
+             "atac_n_peaks": "peaks per cell", "atac_tss_enrichment": "TSS enrichment",
+             "atac_nucleosome_signal": "nucleosome signal", "atac_frip": "fraction of fragments in peaks",
+             "doublet_score": "scrublet doublet score"}
+# drawn on a log10 axis (counts, and the long-tailed TSS enrichment)
+QC_LOG_AXIS = {"rna_n_counts", "rna_n_genes", "atac_n_counts", "atac_n_peaks", "atac_tss_enrichment"}
 
 
 def qc_distributions(cells: pd.DataFrame, thresholds: pd.DataFrame, title: str = ""):
     """Histogram per QC metric of every incoming cell, kept and removed cells stacked, thresholds dashed.
 
     ``cells``: the per-cell QC table (metric columns, ``passed``); ``thresholds``: ``metric, low, high``.
-    Count metrics are drawn on a log axis. Returns the figure.
+    Count metrics and TSS enrichment are drawn on a log axis. With TSS enrichment, a last panel plots it
+    against the ATAC counts (log-log), kept and removed cells coloured, its bound dashed. Returns the figure.
     """
     bounds = thresholds.set_index("metric")
-    metrics = [m for m in QC_TITLES if m in cells and not (m == "rna_mito_fraction" and cells[m].max() == 0)]
-    fig, axes = plt.subplots(1, len(metrics), figsize=(3.2 * len(metrics), 3.0), squeeze=False)
+    metrics = [m for m in QC_TITLES if m in cells and np.isfinite(cells[m].to_numpy(dtype=float)).any()
+               and not (m == "rna_mito_fraction" and cells[m].max() == 0)]
+    scatter = "atac_tss_enrichment" in metrics
+    n_panels = len(metrics) + scatter
+    n_columns = min(5, n_panels)
+    n_rows = math.ceil(n_panels / n_columns)
+    fig, axes = plt.subplots(n_rows, n_columns, figsize=(3.2 * n_columns, 3.0 * n_rows), squeeze=False)
     passed = cells["passed"].to_numpy(dtype=bool)
-    for ax, metric in zip(axes[0], metrics):
+    for ax, metric in zip(axes.flat, metrics):
         values = cells[metric].to_numpy(dtype=float)
-        logged = metric != "rna_mito_fraction"
-        shown = np.log10(np.maximum(values, 1)) if logged else values
-        bins = np.linspace(shown.min(), shown.max() + 1e-9, 50)
-        ax.hist([shown[passed], shown[~passed]], bins=bins, stacked=True, color=[OKABE_ITO[4], OKABE_ITO[5]],
+        finite = np.isfinite(values)
+        logged = metric in QC_LOG_AXIS
+        floor = 1 if metric != "atac_tss_enrichment" else 1e-2
+        shown = np.log10(np.maximum(values, floor)) if logged else values
+        bins = np.linspace(np.nanmin(shown), np.nanmax(shown) + 1e-9, 50)
+        ax.hist([shown[passed & finite], shown[~passed & finite]], bins=bins, stacked=True,
+                color=[OKABE_ITO[4], OKABE_ITO[5]],
                 label=[f"kept ({passed.sum():,})", f"removed ({(~passed).sum():,})"])
         for side in ("low", "high"):
             bound = bounds.loc[metric, side] if metric in bounds.index else np.nan
-            if np.isfinite(bound):
-                ax.axvline(np.log10(max(bound, 1)) if logged else bound, color="black", linestyle="--", lw=1)
+            if np.isfinite(bound) and (not logged or bound > 0):
+                ax.axvline(np.log10(max(bound, floor)) if logged else bound, color="black", linestyle="--", lw=1)
         ax.set_xlabel(("log10 " if logged else "") + QC_TITLES[metric])
         ax.set_ylabel("cells")
         rule = bounds.loc[metric, "rule"] if metric in bounds.index else ""
         ax.set_title(f"{QC_TITLES[metric]}\n({rule})", fontsize=9)
+    if scatter:
+        ax = axes.flat[len(metrics)]
+        x = np.log10(np.maximum(cells["atac_n_counts"].to_numpy(dtype=float), 1))
+        y = np.log10(np.maximum(cells["atac_tss_enrichment"].to_numpy(dtype=float), 1e-2))
+        for mask, colour, label in ((passed, OKABE_ITO[4], "kept"), (~passed, OKABE_ITO[5], "removed")):
+            ax.scatter(x[mask], y[mask], s=4, color=colour, linewidths=0, rasterized=True, label=label)
+        bound = bounds.loc["atac_tss_enrichment", "low"] if "atac_tss_enrichment" in bounds.index else np.nan
+        if np.isfinite(bound) and bound > 0:
+            ax.axhline(np.log10(bound), color="black", linestyle="--", lw=1)
+        ax.set_xlabel("log10 ATAC counts per cell")
+        ax.set_ylabel("log10 TSS enrichment")
+        ax.set_title("TSS enrichment vs depth", fontsize=9)
+    for ax in list(axes.flat)[n_panels:]:
+        ax.axis("off")
     axes[0][0].legend(fontsize=8, frameon=False)
     if title:
         fig.suptitle(title)

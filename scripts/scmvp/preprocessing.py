@@ -11,7 +11,8 @@ Output (:func:`preprocess`):
 * ``atac.X`` and ``atac.layers["tfidf"]``: TF-IDF (muon); ``atac.obsm["X_lsi"]`` (muon LSI);
   ``atac.var["highly_accessible"]``: the peaks open in the most cells;
 * QC metrics: ``rna.obs`` ``n_counts``, ``n_genes``, ``mito_fraction``; ``atac.obs`` ``n_counts``,
-  ``n_peaks``; ``.var["n_cells"]`` in both.
+  ``n_peaks``; ``.var["n_cells"]`` in both; the per-cell table (with TSS enrichment, nucleosome signal, FRiP
+  where a fragments file is given, scrublet's doublet score) is returned, not stored.
 
 All QC-passing genes and peaks are kept (the flags only mark them): the model decides what it uses.
 """
@@ -140,19 +141,39 @@ def _orient_lsi(atac):
     atac.obsm["X_lsi"] = atac.obsm["X_lsi"] * signs
 
 
-def preprocess(mdata, qc: QCConfig | dict | None = None, seed: int = 0, path=None):
+def preprocess(mdata, qc: QCConfig | dict | None = None, seed: int = 0, path=None, fragments=None,
+               barcode_metrics=None, genes=None):
     """QC-filter and normalise ``mdata`` (MuData with ``rna`` and ``atac``) in place; returns a QC report.
 
     The report holds counts (``cells_in``, ``cells_out``, ...), ``cell_table`` (every incoming cell's metrics,
     ``passed``, ``reasons``) and ``thresholds`` (see :func:`scmvp.qc.filter_cells_and_features`).
+    ``fragments`` (Cell Ranger ARC's tabix-indexed ``atac_fragments.tsv.gz``), ``barcode_metrics``
+    (``per_barcode_metrics.csv``) and ``genes`` (a genes reference for the TSSs) add the fragment metrics of
+    :mod:`scmvp.qc_fragments`; scrublet's doublet scores are computed for every dataset.
     """
     with warnings.catch_warnings():
         # mudata announces a future change of .update() on every call; it does not concern what we pull
         warnings.filterwarnings("ignore", message=r"From 0\.4 \.update\(\)", category=FutureWarning)
-        return _preprocess(mdata, qc, seed, path)
+        return _preprocess(mdata, qc, seed, path, fragments, barcode_metrics, genes)
 
 
-def _preprocess(mdata, qc, seed, path):
+def cell_quality(mdata, qc: QCConfig, seed: int = 0, fragments=None, barcode_metrics=None, genes=None):
+    """The per-cell metrics beyond counts: fragment metrics (with a fragments file) and scrublet's scores."""
+    import pandas as pd
+
+    from .qc import doublet_scores
+    from .qc_fragments import fragment_metrics, read_barcode_metrics
+
+    parts = []
+    if fragments is not None:
+        parts.append(fragment_metrics(mdata, fragments, barcode_metrics=barcode_metrics, genes=genes, seed=seed))
+    elif barcode_metrics is not None:  # FRiP only
+        parts.append(read_barcode_metrics(barcode_metrics, mdata.mod["atac"].obs_names)[["atac_frip"]])
+    parts.append(doublet_scores(mdata.mod["rna"], qc, seed))
+    return pd.concat(parts, axis=1)
+
+
+def _preprocess(mdata, qc, seed, path, fragments=None, barcode_metrics=None, genes=None):
     qc = qc if isinstance(qc, QCConfig) else QCConfig.from_config(qc)
     for name in ("rna", "atac"):
         if name not in mdata.mod:
@@ -166,7 +187,8 @@ def _preprocess(mdata, qc, seed, path):
         import muon as mu
 
         mu.pp.intersect_obs(mdata)
-    report, cells, thresholds = filter_cells_and_features(mdata, qc, path)
+    extra = cell_quality(mdata, qc, seed, fragments, barcode_metrics, genes)
+    report, cells, thresholds = filter_cells_and_features(mdata, qc, path, extra=extra)
     log.info("QC: %s", report)
     log.info("QC thresholds:\n%s", thresholds.to_string(index=False))
     report.update(cell_table=cells, thresholds=thresholds)

@@ -33,6 +33,15 @@ CELL_METRICS = [
     ("atac", "n_counts", "atac_n_counts", True),
     ("atac", "n_peaks", "atac_n_peaks", True),
 ]
+# Metrics that enter when they were computed (fragments file, scrublet): column -> (log1p for the MAD rule,
+# which side is bad, the config key of the fixed bound). TSS enrichment and nucleosome signal are ratios with
+# a long right tail: their MADs are taken on log1p; FRiP is a fraction: linear, like the mito fraction.
+OPTIONAL_METRICS = {
+    "atac_tss_enrichment": (True, "low", "min_tss_enrichment"),
+    "atac_nucleosome_signal": (True, "high", "max_nucleosome_signal"),
+    "atac_frip": (False, "low", "min_frip"),
+}
+DOUBLET_COLUMNS = ["doublet_score", "predicted_doublet"]
 
 
 @dataclass
@@ -49,6 +58,13 @@ class QCConfig:
     n_top_peaks: int = 20000
     n_lsi_components: int = 30
     n_pcs: int = 30
+    nmads_fragments: float | None = 5.0
+    min_tss_enrichment: float | None = None
+    max_nucleosome_signal: float | None = None
+    min_frip: float | None = None
+    remove_doublets: bool = True
+    doublet_threshold: float = 0.25
+    expected_doublet_rate: float = 0.05
 
     @classmethod
     def from_config(cls, qc: dict | None) -> "QCConfig":
@@ -59,7 +75,10 @@ class QCConfig:
         return (f"qc.nmads={self.nmads}, qc.nmads_mito={self.nmads_mito}, "
                 f"qc.min_genes_per_cell={self.min_genes_per_cell}, qc.min_peaks_per_cell={self.min_peaks_per_cell}, "
                 f"qc.max_genes_per_cell={self.max_genes_per_cell}, qc.max_mito_fraction={self.max_mito_fraction}, "
-                f"qc.min_cells_per_gene={self.min_cells_per_gene}, qc.min_cells_per_peak={self.min_cells_per_peak}")
+                f"qc.min_cells_per_gene={self.min_cells_per_gene}, qc.min_cells_per_peak={self.min_cells_per_peak}, "
+                f"qc.nmads_fragments={self.nmads_fragments}, qc.min_tss_enrichment={self.min_tss_enrichment}, "
+                f"qc.max_nucleosome_signal={self.max_nucleosome_signal}, qc.min_frip={self.min_frip}, "
+                f"qc.remove_doublets={self.remove_doublets}, qc.doublet_threshold={self.doublet_threshold}")
 
 
 def qc_metrics(rna, atac):
@@ -75,12 +94,58 @@ def qc_metrics(rna, atac):
     rna.obs["mito_fraction"] = mito_counts / np.maximum(rna.obs["n_counts"].to_numpy(), 1.0)
 
 
-def cell_table(rna, atac) -> pd.DataFrame:
-    """The per-cell metrics of both modalities (after :func:`qc_metrics`), one row per cell."""
+def cell_table(rna, atac, extra: pd.DataFrame | None = None) -> pd.DataFrame:
+    """The per-cell metrics of both modalities (after :func:`qc_metrics`), one row per cell, plus the columns
+    of ``extra`` (fragment metrics, doublet scores; indexed by barcode) where given."""
     mods = {"rna": rna, "atac": atac}
     table = pd.DataFrame({column: mods[mod].obs[metric].to_numpy() for mod, metric, column, _ in CELL_METRICS},
                          index=pd.Index(rna.obs_names, name="barcode"))
+    if extra is not None and len(extra.columns):
+        table = table.join(extra.reindex(table.index))
     return table
+
+
+def doublet_scores(rna, qc: QCConfig, seed: int = 0) -> pd.DataFrame:
+    """Scrublet (``scanpy.pp.scrublet``) on the raw RNA counts: ``doublet_score``, ``predicted_doublet``.
+
+    Seeded; the threshold is ``qc.doublet_threshold`` (scanpy's automatic one needs scikit-image). Cells that
+    scrublet leaves out (< 3 genes) get a NaN score and are not called doublets; when scrublet cannot run at
+    all (e.g. too few cells), every score is NaN, with a warning.
+    """
+    import re
+    import warnings
+
+    import anndata as ad
+    import scanpy as sc
+
+    counts = ad.AnnData(rna.X.copy(), obs=pd.DataFrame(index=rna.obs_names.copy()),
+                        var=pd.DataFrame(index=rna.var_names.copy()))
+    n_comps = max(2, min(30, rna.n_obs - 1, rna.n_vars - 1))
+    for _ in range(2):
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                sc.pp.scrublet(counts, random_state=seed, threshold=qc.doublet_threshold, n_prin_comps=n_comps,
+                               expected_doublet_rate=qc.expected_doublet_rate, verbose=False,
+                               use_approx_neighbors=False if rna.n_obs <= 20_000 else None)
+            break
+        except ValueError as err:
+            # scrublet keeps only its highly variable genes: a small panel can leave fewer than n_comps
+            fits = re.search(r"min\(n_samples, n_features\)=(\d+)", str(err))
+            if not fits or int(fits.group(1)) <= 2:
+                log.warning("scrublet failed (%s): no doublet scores", err)
+                return _no_doublet_scores(rna)
+            n_comps = int(fits.group(1)) - 1
+    else:
+        return _no_doublet_scores(rna)
+    score = counts.obs["doublet_score"].astype(float).to_numpy()
+    return pd.DataFrame({"doublet_score": score, "predicted_doublet": np.nan_to_num(score, nan=0.0)
+                         > qc.doublet_threshold}, index=pd.Index(rna.obs_names, name="barcode"))
+
+
+def _no_doublet_scores(rna):
+    return pd.DataFrame({"doublet_score": np.nan, "predicted_doublet": False},
+                        index=pd.Index(rna.obs_names, name="barcode"))
 
 
 def mad_thresholds(table: pd.DataFrame, qc: QCConfig, has_mito: bool) -> pd.DataFrame:
@@ -119,7 +184,37 @@ def mad_thresholds(table: pd.DataFrame, qc: QCConfig, has_mito: bool) -> pd.Data
             high = fixed_high if np.isnan(high) else min(high, fixed_high)
             rule.append("fixed maximum")
         rows.append({"metric": column, "low": low, "high": high, "rule": " + ".join(rule) or "none"})
+    for column, (logged, side, fixed_key) in OPTIONAL_METRICS.items():
+        if column in table.columns:
+            rows.append(_optional_threshold(table[column].to_numpy(dtype=np.float64), column, logged, side,
+                                            qc.nmads_fragments, getattr(qc, fixed_key)))
+    if "doublet_score" in table.columns:
+        scored = bool(np.isfinite(table["doublet_score"].to_numpy(dtype=np.float64)).any())
+        applied = qc.remove_doublets and scored
+        rows.append({"metric": "doublet_score", "low": np.nan, "high": qc.doublet_threshold if applied else np.nan,
+                     "rule": ("scrublet threshold (qc.doublet_threshold)" if applied else
+                              "none (qc.remove_doublets: false)" if scored else "none (scrublet could not run)")})
     return pd.DataFrame(rows)
+
+
+def _optional_threshold(values, column, logged, side, nmads, fixed):
+    """One side's bound of a fragment metric: ``nmads`` MADs (on log1p where ``logged``) and a fixed bound."""
+    from scipy.stats import median_abs_deviation
+
+    bound, rule = np.nan, []
+    finite = values[np.isfinite(values)]
+    if nmads is not None and finite.size:
+        scaled = np.log1p(finite) if logged else finite
+        median, mad = float(np.median(scaled)), float(median_abs_deviation(scaled))
+        if mad > 0:
+            bound = median - nmads * mad if side == "low" else median + nmads * mad
+            bound = float(np.expm1(bound)) if logged else bound
+            rule.append(f"{nmads:g} MADs")
+    if fixed is not None:
+        bound = fixed if np.isnan(bound) else (max(bound, fixed) if side == "low" else min(bound, fixed))
+        rule.append("fixed minimum" if side == "low" else "fixed maximum")
+    low, high = (bound, np.nan) if side == "low" else (np.nan, bound)
+    return {"metric": column, "low": low, "high": high, "rule": " + ".join(rule) or "none"}
 
 
 def failing_reasons(table: pd.DataFrame, thresholds: pd.DataFrame) -> pd.DataFrame:
@@ -130,15 +225,20 @@ def failing_reasons(table: pd.DataFrame, thresholds: pd.DataFrame) -> pd.DataFra
         if not np.isnan(row.low):
             reasons[f"{row.metric}_low"] = values < row.low
         if not np.isnan(row.high):
-            reasons[f"{row.metric}_high"] = values > row.high
+            name = "predicted_doublet" if row.metric == "doublet_score" else f"{row.metric}_high"
+            reasons[name] = values > row.high
     # an empty cell would divide by zero in normalize_total / TF-IDF, whatever the config
     reasons["rna_empty"] = table["rna_n_genes"].to_numpy() < 1
     reasons["atac_empty"] = table["atac_n_peaks"].to_numpy() < 1
     return pd.DataFrame(reasons, index=table.index)
 
 
-def filter_cells_and_features(mdata, qc: QCConfig, path=None, max_rounds: int = 10):
+def filter_cells_and_features(mdata, qc: QCConfig, path=None, max_rounds: int = 10, extra=None):
     """Filter cells (both modalities must pass) and features in place until every threshold holds.
+
+    ``extra``: more per-cell metrics (barcode index): the fragment metrics of :mod:`scmvp.qc_fragments`
+    (``atac_tss_enrichment``, ``atac_nucleosome_signal``, ``atac_frip``) and :func:`doublet_scores`; their
+    thresholds are set once, on the incoming cells (a NaN value breaks no bound).
 
     Returns ``(report, cells, thresholds)``: a dict of counts, the per-cell table of every incoming cell
     (metrics, ``passed``, ``reasons``) and the thresholds table.
@@ -149,7 +249,7 @@ def filter_cells_and_features(mdata, qc: QCConfig, path=None, max_rounds: int = 
     n_in = mdata.n_obs
     report = {"cells_in": n_in, "genes_in": rna.n_vars, "peaks_in": atac.n_vars}
     qc_metrics(rna, atac)
-    cells = cell_table(rna, atac)
+    cells = cell_table(rna, atac, extra)
     has_mito = bool(rna.var["mito"].any())
     thresholds = mad_thresholds(cells, qc, has_mito)
     reasons = failing_reasons(cells, thresholds)
@@ -176,7 +276,7 @@ def filter_cells_and_features(mdata, qc: QCConfig, path=None, max_rounds: int = 
         rna, atac = mdata.mod["rna"], mdata.mod["atac"]
         qc_metrics(rna, atac)
         # fewer features: a kept cell may now break a fixed threshold (the MAD bounds stay as computed)
-        now = cell_table(rna, atac)
+        now = cell_table(rna, atac, extra)
         fixed_only = thresholds.assign(low=_fixed_bounds(thresholds, "low", qc), high=_fixed_bounds(
             thresholds, "high", qc, has_mito))
         late = failing_reasons(now, fixed_only).any(axis=1)
@@ -228,7 +328,14 @@ def summary_table(cells: pd.DataFrame, report: dict) -> pd.DataFrame:
     for reason, n in reasons[reasons != ""].value_counts().sort_index().items():
         rows.append((f"removed_{reason}", int(n)))
     kept = cells[cells["passed"]]
-    for _, _, column, _ in CELL_METRICS:
+    if "predicted_doublet" in cells.columns:
+        # scrublet's call over the incoming cells, whether or not qc.remove_doublets removes them
+        scored = np.isfinite(cells["doublet_score"].to_numpy(dtype=float))
+        rate = float(cells["predicted_doublet"].to_numpy(dtype=bool)[scored].mean()) if scored.any() else np.nan
+        rows.append(("doublet_rate", rate))
+    columns = [column for _, _, column, _ in CELL_METRICS]
+    columns += [c for c in [*OPTIONAL_METRICS, "doublet_score"] if c in cells.columns]
+    for column in columns:
         rows.append((f"median_{column}_in", float(cells[column].median())))
         rows.append((f"median_{column}_out", float(kept[column].median())))
     return pd.DataFrame(rows, columns=["statistic", "value"])

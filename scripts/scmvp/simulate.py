@@ -12,7 +12,8 @@ differ by only a few genes and peaks) and a continuous trajectory whose cells ar
   (so counts are mostly 1 or 2), scaled to ~3% non-zero entries.
 
 :func:`simulate` returns a :class:`SimulatedDataset`; :func:`write_simulated` writes the Cell Ranger ARC
-``filtered_feature_bc_matrix.h5`` and the labels, references (GTF, bulk RNA/ATAC, histone marks) and truth
+``filtered_feature_bc_matrix.h5`` (+ ``atac_fragments.tsv.gz`` and ``per_barcode_metrics.csv`` from
+:mod:`scmvp.simulate_fragments`) and the labels, references (GTF, bulk RNA/ATAC, histone marks) and truth
 tables. Cells x peaks is never held dense: counts are drawn in chunks of cells and kept sparse.
 """
 from __future__ import annotations
@@ -531,7 +532,8 @@ def _marks(sim: SimulatedDataset, rng):
 
 
 def write_simulated(sim: SimulatedDataset, paths: dict, atomic=None):
-    """Write every simulator output. ``paths``: SIMULATED key -> path (plus optional 'chrom_sizes').
+    """Write every simulator output. ``paths``: SIMULATED key -> path (plus optional 'chrom_sizes'; the
+    fragments, its index and the per-barcode metrics when their keys are given).
 
     ``atomic(path)`` is a context manager yielding a temporary path (scmvp.rule.atomic_path by default).
     """
@@ -544,6 +546,15 @@ def write_simulated(sim: SimulatedDataset, paths: dict, atomic=None):
 
     with atomic(paths["matrix"]) as tmp:
         write_arc_h5(sim, tmp)
+    if paths.get("fragments") or paths.get("barcode_metrics"):
+        from .simulate_fragments import simulate_fragments, write_fragments
+
+        fragments, metrics = simulate_fragments(sim, sim.extra["marks_seed"])
+        if paths.get("fragments"):
+            write_fragments(fragments, paths["fragments"], paths["fragments_index"], atomic, sim.genome)
+        if paths.get("barcode_metrics"):
+            with atomic(paths["barcode_metrics"]) as tmp:
+                metrics.to_csv(tmp, index=False)
     tsv(pd.DataFrame({"barcode": sim.barcodes, "label": sim.labels}), "labels")
     with atomic(paths["genes"]) as tmp:
         with open(tmp, "w") as fh:

@@ -1,7 +1,9 @@
 """10x Genomics Multiome (Cell Ranger ARC): `filtered_feature_bc_matrix.h5` or `filtered_feature_bc_matrix/`.
 
 One matrix holds both modalities (CSC, features x barcodes); features are split by ``feature_type``
-(``Gene Expression`` / ``Peaks``). Both share the column barcodes, so pairing is by construction.
+(``Gene Expression`` / ``Peaks``). Both share the column barcodes, so pairing is by construction. The genes'
+``interval`` is kept in ``rna.var["interval"]`` (the TSSs of the fragment QC, see :mod:`scmvp.qc_fragments`);
+``atac_fragments.tsv.gz`` and ``per_barcode_metrics.csv`` of the same ``outs/`` are read by rule preprocess.
 """
 from __future__ import annotations
 
@@ -126,6 +128,9 @@ def _split(matrix, features, barcodes, path, peak_name_column):
                  ", ".join(sorted(set(kinds[other]))))
     gene_table = features[genes]
     rna = make_rna(matrix[:, np.flatnonzero(genes)], gene_table["name"], barcodes, path, gene_ids=gene_table["id"])
+    if peak_name_column in gene_table.columns:
+        # the genes' coordinates (chrom:start-end): the TSSs of the fragment QC without a genes reference
+        rna.var["interval"] = gene_table[peak_name_column].fillna("NA").astype(str).to_numpy()
     peak_table = features[peaks]
     names = peak_table["id"]
     if peak_name_column in peak_table.columns:

@@ -1,0 +1,167 @@
+"""Cell Ranger ARC's ``atac_fragments.tsv.gz`` (+ ``.tbi``) and ``per_barcode_metrics.csv`` for the simulated example.
+
+Cheap by design: fragments are written from the cells' simulated ATAC counts, not simulated genome-wide.
+
+* One fragment per two counts (rounded up) of the cells x peaks matrix, inside its peak (the simulator's
+  counts are cut sites, one or two per fragment); in a promoter peak its midpoint lies
+  near the gene's TSS (normal, sd 80 bp), elsewhere anywhere in the peak. So real cells pile fragments up at
+  TSSs and their TSS enrichment is well above 1.
+* Fragment lengths follow a nucleosomal pattern: nucleosome-free (< 147 bp), mono- (147-293 bp) and
+  di-nucleosomal (294-500 bp) fragments, 55/33/12% in peaks and 30/45/25% in the background.
+* Background fragments anywhere on the genome, so that about 30% of a cell's fragments lie outside peaks
+  (FRiP ~0.7); ``LOW_QUALITY_SHARE`` of the cells are low quality: most of their fragments are background
+  (FRiP ~0.25, lower TSS enrichment, higher nucleosome signal), as a facility's QC would see.
+* Barcodes that are not cells (``is_cell`` 0 in the metrics) with a few background fragments each.
+* Columns chrom, start, end, barcode, read count (reads per fragment, >= 1); sorted by chromosome (the
+  genome's order) and start; bgzip-compressed and tabix-indexed with pysam, ``#`` header lines like ARC's.
+
+``per_barcode_metrics.csv`` lists every barcode with ARC's column names (``barcode``, ``is_cell``,
+``gex_umis_count``, ``gex_genes_count``, ``atac_raw_reads``, ``atac_fragments``, ``atac_peak_region_fragments``,
+``atac_peak_region_cutsites`` ...), the fragment numbers counted from the written fragments.
+"""
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pandas as pd
+
+LOW_QUALITY_SHARE = 0.02
+NON_CELL_SHARE = 0.25
+PEAK_LENGTH_MIX = (0.55, 0.33, 0.12)
+BACKGROUND_LENGTH_MIX = (0.30, 0.45, 0.25)
+TSS_SD = 80
+
+
+def _lengths(rng, n, mix):
+    """Fragment lengths: nucleosome-free, mono- and di-nucleosomal components."""
+    kind = rng.choice(3, size=n, p=mix)
+    nfr = np.clip(rng.normal(80, 25, n), 30, 146)
+    mono = np.clip(rng.normal(200, 25, n), 147, 293)
+    di = np.clip(rng.normal(380, 35, n), 294, 500)
+    return np.choose(kind, [nfr, mono, di]).astype(np.int64)
+
+
+def _background(rng, n, chrom_sizes):
+    """``n`` fragments uniform over the genome: (chrom index, start, end)."""
+    lengths = np.array(list(chrom_sizes.values()), dtype=float)
+    chrom = rng.choice(len(lengths), size=n, p=lengths / lengths.sum())
+    size = _lengths(rng, n, BACKGROUND_LENGTH_MIX)
+    start = (rng.random(n) * (lengths[chrom] - 600)).astype(np.int64)
+    return chrom, start, start + size
+
+
+def _in_peak(chrom, start, end, peaks, chrom_names):
+    """Whether each fragment overlaps a peak (peaks sorted and disjoint per chromosome)."""
+    hit = np.zeros(len(chrom), dtype=bool)
+    for c, name in enumerate(chrom_names):
+        on = peaks["chrom"].to_numpy() == name
+        sel = np.flatnonzero(chrom == c)
+        if not on.any() or not len(sel):
+            continue
+        p_start, p_end = peaks["start"].to_numpy()[on], peaks["end"].to_numpy()[on]
+        j = np.searchsorted(p_start, end[sel], side="left") - 1  # last peak starting before the fragment ends
+        ok = j >= 0
+        hit[sel[ok]] = p_end[j[ok]] > start[sel[ok]]
+    return hit
+
+
+def simulate_fragments(sim, seed: int):
+    """Fragments (DataFrame chrom, start, end, barcode, count; sorted) and the per-barcode metrics table."""
+    rng = np.random.default_rng([seed, 7])
+    chrom_names = list(sim.chrom_sizes)
+    code = {c: i for i, c in enumerate(chrom_names)}
+    peaks = sim.peaks
+    n_cells = len(sim.barcodes)
+
+    # fragments in peaks: one per two cut sites, rounded up
+    coo = sim.atac.tocoo()
+    counts = (coo.data.astype(np.int64) + 1) // 2
+    cell = np.repeat(coo.row.astype(np.int64), counts)
+    peak = np.repeat(coo.col.astype(np.int64), counts)
+    p_start, p_end = peaks["start"].to_numpy(np.int64)[peak], peaks["end"].to_numpy(np.int64)[peak]
+    size = _lengths(rng, len(peak), PEAK_LENGTH_MIX)
+    mid = p_start + (rng.random(len(peak)) * (p_end - p_start)).astype(np.int64)
+    promoter = peaks["kind"].to_numpy()[peak] == "promoter"
+    tss = sim.genes["tss"].to_numpy(np.int64)[np.maximum(peaks["origin_gene"].to_numpy()[peak], 0)]
+    near_tss = np.rint(rng.normal(tss, TSS_SD)).astype(np.int64)
+    mid = np.where(promoter, np.clip(near_tss, p_start, p_end - 1), mid)
+    f_chrom = peaks["chrom"].map(code).to_numpy(np.int64)[peak]
+    f_start = np.maximum(0, mid - size // 2)
+    f_end = f_start + size
+
+    # background: ~30% of a cell's fragments (most of them in low-quality cells)
+    in_peaks = np.bincount(cell, minlength=n_cells)
+    frip = np.clip(rng.normal(0.7, 0.05, n_cells), 0.5, 0.9)
+    low = rng.random(n_cells) < LOW_QUALITY_SHARE
+    frip[low] = np.clip(rng.normal(0.25, 0.05, int(low.sum())), 0.1, 0.4)
+    n_bg = rng.poisson(in_peaks * (1 - frip) / frip)
+    bg_cell = np.repeat(np.arange(n_cells), n_bg)
+    bg_chrom, bg_start, bg_end = _background(rng, len(bg_cell), sim.chrom_sizes)
+
+    # barcodes that are not cells
+    non_cells = _other_barcodes(rng, int(round(NON_CELL_SHARE * n_cells)), set(sim.barcodes))
+    n_nc = rng.poisson(15, len(non_cells)) + 1
+    nc_cell = np.repeat(np.arange(len(non_cells)) + n_cells, n_nc)
+    nc_chrom, nc_start, nc_end = _background(rng, len(nc_cell), sim.chrom_sizes)
+
+    barcodes = np.concatenate([sim.barcodes, non_cells])
+    owner = np.concatenate([cell, bg_cell, nc_cell])
+    chrom = np.concatenate([f_chrom, bg_chrom, nc_chrom])
+    start = np.concatenate([f_start, bg_start, nc_start])
+    end = np.concatenate([f_end, bg_end, nc_end])
+    reads = rng.geometric(0.5, len(owner)).astype(np.int64)
+    order = np.lexsort((owner, end, start, chrom))
+    owner, chrom, start, end, reads = owner[order], chrom[order], start[order], end[order], reads[order]
+    fragments = pd.DataFrame({"chrom": np.array(chrom_names, dtype=object)[chrom], "start": start, "end": end,
+                              "barcode": barcodes[owner], "count": reads})
+
+    peak_hit = _in_peak(chrom, start, end, peaks, chrom_names)
+    n_all = len(barcodes)
+    total = np.bincount(owner, minlength=n_all)
+    metrics = pd.DataFrame({
+        "barcode": barcodes,
+        "gex_barcode": barcodes,
+        "atac_barcode": barcodes,
+        "is_cell": (np.arange(n_all) < n_cells).astype(int),
+        "excluded_reason": 0,
+        "gex_umis_count": np.r_[np.asarray(sim.rna.sum(axis=1)).ravel(), np.zeros(len(non_cells))].astype(np.int64),
+        "gex_genes_count": np.r_[np.diff(sim.rna.tocsr().indptr), np.zeros(len(non_cells))].astype(np.int64),
+        "atac_raw_reads": np.bincount(owner, weights=reads, minlength=n_all).astype(np.int64),
+        "atac_fragments": total,
+        "atac_peak_region_fragments": np.bincount(owner[peak_hit], minlength=n_all),
+        "atac_peak_region_cutsites": np.r_[np.asarray(sim.atac.sum(axis=1)).ravel(),
+                                           np.zeros(len(non_cells))].astype(np.int64),
+    }).sort_values("barcode", kind="stable").reset_index(drop=True)
+    return fragments, metrics
+
+
+def _other_barcodes(rng, n, taken):
+    bases = np.array(list("ACGT"))
+    out = []
+    while len(out) < n:
+        for row in rng.integers(0, 4, size=(n - len(out) + 4, 16)):
+            code = "".join(bases[row]) + "-1"
+            if code not in taken:
+                taken.add(code)
+                out.append(code)
+                if len(out) == n:
+                    break
+    return np.array(out, dtype=object)
+
+
+def write_fragments(fragments: pd.DataFrame, path, index_path, atomic, genome="synthetic"):
+    """bgzip + tabix (pysam) ``fragments`` to ``path`` and ``index_path``, both atomically."""
+    import pysam
+
+    with atomic(path) as gz_tmp, atomic(index_path) as tbi_tmp:
+        plain = gz_tmp + ".txt"
+        try:
+            with open(plain, "w") as handle:
+                handle.write(f"# id=scmvp_simulated\n# reference_genome={genome}\n")
+                fragments.to_csv(handle, sep="\t", header=False, index=False)
+            pysam.tabix_compress(plain, gz_tmp, force=True)
+        finally:
+            if os.path.exists(plain):
+                os.remove(plain)
+        pysam.tabix_index(gz_tmp, preset="bed", force=True, index=tbi_tmp)

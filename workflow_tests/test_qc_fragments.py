@@ -1,0 +1,134 @@
+"""Fragment QC (TSS enrichment, nucleosome signal, FRiP through muon) and scrublet doublets.
+
+Real data: the 10x Multiome PBMC slice in ../shared/data/tenx_multiome_pbmc_subset (1,000 cells, 45 genes,
+174 peaks, 367k fragments); the known values are recomputed here from the fragments file read with gzip.
+"""
+from __future__ import annotations
+
+import gzip
+from collections import defaultdict
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from scmvp.qc import QCConfig, doublet_scores
+from scmvp.qc_fragments import fragment_metrics, read_barcode_metrics
+
+SLICE = "tenx_multiome_pbmc_subset"
+
+
+@pytest.fixture(scope="module")
+def pbmc(shared_data):
+    from scmvp.io import read_dataset
+
+    folder = shared_data / SLICE
+    mdata = read_dataset("h5mu", folder / "test_rna_atac.h5mu")
+    fragments = folder / "test_rna_atac_fragments.tsv.gz"
+    return mdata, fragments, fragment_metrics(mdata, fragments, seed=0)
+
+
+@pytest.fixture(scope="module")
+def fragments_by_cell(pbmc):
+    """barcode -> list of (chrom, start, end), read directly (gzip), in file order."""
+    _, fragments, _ = pbmc
+    cells = defaultdict(list)
+    with gzip.open(fragments, "rt") as handle:
+        for line in handle:
+            if line.startswith("#"):
+                continue
+            chrom, start, end, barcode, _ = line.rstrip("\n").split("\t")
+            cells[barcode].append((chrom, int(start), int(end)))
+    return cells
+
+
+def test_nucleosome_signal_matches_a_direct_count(pbmc, fragments_by_cell):
+    """muon's definition: fragments of 147 <= length < 294 bp over those < 147 bp (both + 1 when none is
+    nucleosome-free); the file is smaller than muon's budget, so every fragment counts."""
+    mdata, _, metrics = pbmc
+    for barcode in mdata.obs_names[:: 50]:
+        lengths = np.array([end - start for _, start, end in fragments_by_cell.get(barcode, [])], dtype=int)
+        free, mono = int((lengths < 147).sum()), int(((lengths >= 147) & (lengths < 294)).sum())
+        if free == 0:
+            free, mono = free + 1, mono + 1
+        assert metrics.loc[barcode, "atac_nucleosome_signal"] == pytest.approx(mono / free), barcode
+    assert np.isfinite(metrics["atac_nucleosome_signal"]).all()
+
+
+def test_frip_matches_a_direct_overlap(pbmc, fragments_by_cell):
+    """FRiP without per_barcode_metrics.csv: fragment-peak overlaps (muon counts per peak) over all fragments."""
+    mdata, _, metrics = pbmc
+    peaks = mdata.mod["atac"].var[["chrom", "start", "end"]]
+    by_chrom = {c: (g["start"].to_numpy(), g["end"].to_numpy()) for c, g in peaks.groupby("chrom", observed=True)}
+    busiest = sorted(mdata.obs_names, key=lambda b: -len(fragments_by_cell.get(b, [])))[:8]
+    for barcode in busiest:
+        frags = fragments_by_cell[barcode]
+        hits = 0
+        for chrom, start, end in frags:
+            if chrom in by_chrom:
+                p_start, p_end = by_chrom[chrom]
+                hits += int(((p_start < end) & (p_end > start)).sum())
+        assert metrics.loc[barcode, "atac_frip"] == pytest.approx(hits / len(frags)), barcode
+    frip = metrics["atac_frip"].dropna()
+    assert frip.between(0, 1).all() and 0.3 < frip.median() < 0.95
+
+
+def test_tss_enrichment_is_finite_and_mostly_above_one(pbmc):
+    _, _, metrics = pbmc
+    tss = metrics["atac_tss_enrichment"].to_numpy()
+    assert np.isfinite(tss).all() and (tss >= 0).all()
+    assert np.median(tss) > 1 and (tss > 1).mean() > 0.5
+    # same seed (the sampled TSSs), same numbers
+    mdata, fragments, _ = pbmc
+    again = fragment_metrics(mdata, fragments, seed=0)
+    assert np.array_equal(again["atac_tss_enrichment"].to_numpy(), tss)
+
+
+def test_barcode_metrics_csv(tmp_path):
+    csv = tmp_path / "per_barcode_metrics.csv"
+    pd.DataFrame({"barcode": ["A-1", "B-1", "C-1"], "is_cell": [1, 1, 0], "atac_fragments": [100, 0, 5],
+                  "atac_peak_region_fragments": [60, 0, 1]}).to_csv(csv, index=False)
+    table = read_barcode_metrics(csv, pd.Index(["B-1", "A-1", "D-1"]))
+    assert table.loc["A-1", "atac_frip"] == pytest.approx(0.6)
+    assert np.isnan(table.loc["B-1", "atac_frip"]) and np.isnan(table.loc["D-1", "atac_frip"])
+
+
+def test_scrublet_scores_are_seeded_and_bounded(pbmc):
+    from scmvp.simulate import simulate
+    import anndata as ad
+
+    sim = simulate(n_cells=300, n_genes=250, n_peaks=500, n_types=6, n_chromosomes=2, seed=3)
+    rna = ad.AnnData(sim.rna.astype(np.float32).tocsr(), obs=pd.DataFrame(index=sim.barcodes))
+    qc = QCConfig()
+    first, again = doublet_scores(rna, qc, seed=0), doublet_scores(rna, qc, seed=0)
+    assert first["doublet_score"].between(0, 1).all()
+    assert np.array_equal(first["doublet_score"].to_numpy(), again["doublet_score"].to_numpy())
+    assert np.array_equal(first["predicted_doublet"], first["doublet_score"] > qc.doublet_threshold)
+    # the real slice's 45-gene panel leaves scrublet fewer genes than its 30 PCs: fewer PCs, still scored
+    mdata, _, _ = pbmc
+    real = doublet_scores(mdata.mod["rna"], qc, seed=0)
+    scored = real["doublet_score"].dropna()
+    assert len(scored) > 0.9 * mdata.n_obs and scored.between(0, 1).all()
+
+
+def test_fragment_qc_in_the_tiny_workflow(tiny_workflow):
+    """The simulated outs/ has atac_fragments.tsv.gz and per_barcode_metrics.csv: rule preprocess reads them."""
+    tiny_workflow.build("tiny/qc/qc.png")
+    qc = tiny_workflow.results / "tiny" / "qc"
+    cells = pd.read_csv(qc / "cells.tsv", sep="\t")
+    for column in ("atac_tss_enrichment", "atac_nucleosome_signal", "atac_frip", "doublet_score",
+                   "predicted_doublet"):
+        assert column in cells.columns, column
+    assert cells["atac_tss_enrichment"].median() > 2
+    assert cells["atac_frip"].between(0, 1).all() and 0.6 < cells["atac_frip"].median() < 0.8
+    assert cells["atac_nucleosome_signal"].between(0, 5).all() and 0.5 < cells["atac_nucleosome_signal"].median() < 1.2
+    assert cells["doublet_score"].between(0, 1).all()
+    # the simulator's low-quality cells (mostly background fragments) are caught by FRiP
+    assert cells["reasons"].fillna("").str.contains("atac_frip_low").sum() >= 2
+    assert not cells.loc[cells["predicted_doublet"], "passed"].any()
+    thresholds = pd.read_csv(qc / "thresholds.tsv", sep="\t").set_index("metric")
+    assert thresholds.loc["atac_frip", "low"] > 0.3 and thresholds.loc["doublet_score", "high"] == 0.25
+    summary = pd.read_csv(qc / "summary.tsv", sep="\t").set_index("statistic")["value"]
+    assert 0 <= summary["doublet_rate"] < 0.1
+    assert summary["median_atac_frip_in"] == pytest.approx(cells["atac_frip"].median())
+    assert (qc / "qc.png").stat().st_size > 10_000
