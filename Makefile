@@ -43,6 +43,7 @@ bench: setup
 	$(PY) bench/bench_scicar.py --seeds 0 1 2 3 4 --ablations --threads 1
 	$(PY) bench/bench_clustering_scicar.py --out bench_results/scicar_clustering.tsv --scvi-epochs 50
 	$(PY) bench/bench_cre.py
+	$(PY) bench/bench_pipeline.py --cells 10000 20000 50000 --cores $(CORES)
 
 # The CUDA path end to end (train, kill + resume, impute, compare with the CPU); says so and exits 0 without CUDA.
 gpu-check: setup
