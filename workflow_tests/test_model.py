@@ -67,6 +67,32 @@ def test_zero_inflated_poisson_log_likelihood_matches_scipy():
     assert abs(float(total) - 1.0) < 1e-9
 
 
+def test_sparse_zip_sum_equals_the_dense_sum_and_its_gradient():
+    """log p(0) everywhere + a correction at the non-zeros = the dense ZIP sum (value and gradients)."""
+    rng = np.random.default_rng(5)
+    counts = sp.random(6, 400, density=0.05, random_state=1, format="csr",
+                       data_rvs=lambda n: rng.integers(1, 4, n).astype(float))
+    counts.sort_indices()
+    dense = torch.tensor(counts.toarray())
+    rows = torch.tensor(np.repeat(np.arange(6), np.diff(counts.indptr)))
+    cols = torch.tensor(counts.indices.astype(np.int64))
+    values = torch.tensor(counts.data)
+    results = []
+    for sparse in (False, True):
+        rate = torch.tensor(rng.gamma(1.0, 0.5, (6, 400)), requires_grad=True) if not results else \
+            results[0][1].detach().clone().requires_grad_(True)
+        logits = torch.tensor(rng.normal(-1, 1, (6, 400)), requires_grad=True) if not results else \
+            results[0][2].detach().clone().requires_grad_(True)
+        total = (D.log_zip_sum_sparse(rate, logits, rows, cols, values) if sparse
+                 else D.log_zip(dense, rate, logits).sum(-1))
+        total.sum().backward()
+        results.append((total.detach(), rate, logits))
+    (dense_total, dense_rate, dense_logits), (sparse_total, sparse_rate, sparse_logits) = results
+    torch.testing.assert_close(sparse_total, dense_total, rtol=1e-10, atol=1e-9)
+    torch.testing.assert_close(sparse_rate.grad, dense_rate.grad, rtol=1e-10, atol=1e-10)
+    torch.testing.assert_close(sparse_logits.grad, dense_logits.grad, rtol=1e-10, atol=1e-10)
+
+
 def _random_gmm(rng, k, d):
     log_pi = torch.log_softmax(torch.tensor(rng.normal(0, 1, k)), 0)
     return log_pi, torch.tensor(rng.normal(0, 2, (k, d))), torch.tensor(rng.normal(0, 0.5, (k, d)))

@@ -35,6 +35,22 @@ def log_zip(y, rate, dropout_logits, eps: float = 1e-8):
     return torch.where(y > 0, log_pos, log_p0)
 
 
+def log_zip_sum_sparse(rate, dropout_logits, rows, cols, counts, eps: float = 1e-8):
+    """Per-cell ``log_zip(y, rate, dropout_logits).sum(-1)`` with ``y`` given by its non-zeros (``rows``,
+    ``cols``, ``counts``; at most one entry per (row, col)).
+
+    Every entry gets log p(0) (cheap: no log of the rate, no lgamma); each non-zero is then corrected by
+    log p(y) - log p(0). On sparse ATAC (1-5 % non-zero) this avoids the Poisson term on the zeros and the dense
+    target matrix; the value is the same as the dense sum up to float rounding.
+    """
+    log_pi = -F.softplus(-dropout_logits)
+    log_one_minus_pi = -F.softplus(dropout_logits)
+    log_p0 = torch.logaddexp(log_pi, log_one_minus_pi - rate)
+    rate_nz = rate[rows, cols]
+    log_pos = log_one_minus_pi[rows, cols] + counts * torch.log(rate_nz + eps) - rate_nz - torch.lgamma(counts + 1.0)
+    return log_p0.sum(-1).index_add(0, rows, log_pos - log_p0[rows, cols])
+
+
 def zip_mean(rate, dropout_logits):
     return torch.sigmoid(-dropout_logits) * rate
 
