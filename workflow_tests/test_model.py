@@ -291,6 +291,61 @@ def test_example_simulation_types_are_recovered_at_the_true_k():
     assert ari >= 0.9, pd.crosstab(sim.labels, pred)
 
 
+# -- training schedule, early stopping, resume ------------------------------------------------------------
+def _fake_validation_totals(monkeypatch, totals):
+    """Trainer.run_epoch with the validation total replaced by `totals(epoch)` (deterministic early stopping)."""
+    from scmvp.model.trainer import Trainer
+
+    real = Trainer.run_epoch
+
+    def run_epoch(self, cells, epoch, train, rng=None):
+        terms, beta, active = real(self, cells, epoch, train, rng)
+        return (terms if train else dict(terms, total=totals(epoch))), beta, active
+
+    monkeypatch.setattr(Trainer, "run_epoch", run_epoch)
+
+
+def test_early_stopping_scores_only_epochs_with_every_schedule_on(small_sim, tmp_path, monkeypatch):
+    from scmvp.model.module import SCMVPModule
+
+    validation_betas = []
+    real_loss = SCMVPModule.loss
+
+    def loss(self, batch, beta=1.0, **kwargs):
+        if not self.training:
+            validation_betas.append(beta)
+        return real_loss(self, batch, beta=beta, **kwargs)
+
+    monkeypatch.setattr(SCMVPModule, "loss", loss)
+    _fake_validation_totals(monkeypatch, float)            # increasing: the first scored epoch stays best
+    model = build(small_sim, n_epochs=8, warmup_epochs=1, kl_warmup_epochs=3, cycle_start_epoch=2,
+                  early_stopping_patience=2)
+    history = model.train(checkpoint_dir=tmp_path, progress=False)
+    ckpt = torch.load(tmp_path / "last.pt", weights_only=False)
+    # beta rises per step over 3 epochs: the 4th epoch (index 3) is the first at beta = 1 throughout
+    assert ckpt["best_epoch"] == 4 and ckpt["stopped"] and len(history) == 6
+    assert validation_betas and set(validation_betas) == {1.0}
+
+
+def test_best_state_restores_when_the_gmm_starts_last(small_sim, tmp_path, monkeypatch):
+    """warmup_epochs 3 > kl_warmup_epochs = cycle_start_epoch = 1: a best state from before the GMM could not
+    be restored (missing rna_decoder.guidance.embedding)."""
+    cfg = dict(n_epochs=6, warmup_epochs=3, kl_warmup_epochs=1, cycle_start_epoch=1, early_stopping_patience=1)
+    model = build(small_sim, **cfg)                         # the real validation totals
+    history = model.train(checkpoint_dir=tmp_path / "real", progress=False)
+    ckpt = torch.load(tmp_path / "real" / "last.pt", weights_only=False)
+    assert len(history) >= 4 and ckpt["best_epoch"] >= 4
+    _fake_validation_totals(monkeypatch, float)             # the first scored epoch is best: really restored
+    model = build(small_sim, **cfg)
+    model.train(checkpoint_dir=tmp_path / "fake", progress=False)
+    ckpt = torch.load(tmp_path / "fake" / "last.pt", weights_only=False)
+    assert ckpt["stopped"] and ckpt["best_epoch"] == 4 and ckpt["epoch"] == 5
+    state = model.module.state_dict()
+    assert "rna_decoder.guidance.embedding" in state and state.keys() == ckpt["best_state"].keys()
+    assert all(torch.equal(state[k], v) for k, v in ckpt["best_state"].items())
+    assert not torch.equal(state["rna_log_theta"], ckpt["module"]["rna_log_theta"])
+
+
 # -- end to end: rule impute -------------------------------------------------------------------------------
 def test_imputed_h5mu_contract(tiny_workflow):
     import mudata

@@ -59,6 +59,14 @@ def kl_weight(epoch: int, step: int, n_steps: int, warmup_epochs: int) -> float:
     return float(min(1.0, (epoch + step / n_steps) / warmup_epochs))
 
 
+def first_scored_epoch(cfg: dict) -> int:
+    """First epoch (0-based) that early stopping scores: every schedule is on for the whole epoch (beta = 1
+    from its first step, the GMM attached, the cycle term on). An earlier epoch has a lower validation total
+    (less KL, no cycle term) that stays "best", and its state may predate the GMM (so it cannot be restored)."""
+    return max(cfg["kl_warmup_epochs"], cfg["warmup_epochs"] if cfg["prior"] == "gmm" else 0,
+               cfg["cycle_start_epoch"] if cfg["cycle"] else 0)
+
+
 def learning_rate(cfg: dict, epoch: int, step: int, n_steps: int) -> float:
     """Cosine decay (per step) from `lr` to `lr * final_lr_fraction` at the end of `n_epochs`: the late
     epochs fine-tune instead of jumping between solutions (a function of the position, so resumable)."""
@@ -166,7 +174,8 @@ class Trainer:
             generator = torch.Generator(device=device).manual_seed(cfg["seed"] * 100003 + epoch)
         beta = 1.0
         for step, idx in enumerate(batches):
-            beta = kl_weight(epoch, step, len(batches), cfg["kl_warmup_epochs"])
+            # validation scores the full objective (beta = 1), comparable across epochs
+            beta = kl_weight(epoch, step, len(batches), cfg["kl_warmup_epochs"]) if train else 1.0
             if train:
                 for group in self.optimizer.param_groups:
                     group["lr"] = learning_rate(cfg, epoch, step, len(batches))
@@ -198,8 +207,7 @@ class Trainer:
         rng = np.random.default_rng(cfg["seed"])
         if state.get("numpy_rng") is not None:
             rng.bit_generator.state = state["numpy_rng"]
-        schedule_end = max(cfg["warmup_epochs"], cfg["kl_warmup_epochs"],
-                           cfg["cycle_start_epoch"] if cfg["cycle"] else 0)
+        first_scored = first_scored_epoch(cfg)
         patience = cfg["early_stopping_patience"]
         from tqdm.auto import tqdm
 
@@ -223,7 +231,7 @@ class Trainer:
                 with torch.no_grad():
                     val_terms, _, _ = self.run_epoch(val_cells, epoch, False)
                 row.update({f"validation_{t}": v for t, v in val_terms.items()})
-                if patience > 0 and epoch + 1 >= schedule_end:
+                if patience > 0 and epoch >= first_scored:
                     if val_terms["total"] < state["best_loss"]:
                         state["best_loss"], state["bad_epochs"] = val_terms["total"], 0
                         state["best_state"] = copy.deepcopy(module.state_dict())
