@@ -346,6 +346,32 @@ def test_best_state_restores_when_the_gmm_starts_last(small_sim, tmp_path, monke
     assert not torch.equal(state["rna_log_theta"], ckpt["module"]["rna_log_theta"])
 
 
+def test_resume_loads_the_checkpoint_on_the_cpu(small_sim, tmp_path, monkeypatch):
+    """The RNG states must stay CPU byte tensors whatever the model's device (torch.set_rng_state takes no
+    CUDA tensor): a checkpoint mapped to the model's device crashed the resume on a GPU."""
+    from scmvp.model import trainer as T
+
+    build(small_sim, n_epochs=2).train(checkpoint_dir=tmp_path, progress=False)
+    loads, rng_states = [], []
+    real_load, real_set = torch.load, torch.set_rng_state
+
+    def load(*args, **kwargs):
+        loads.append(kwargs.get("map_location"))
+        return real_load(*args, **kwargs)
+
+    def set_rng_state(state):
+        rng_states.append((state.device.type, state.dtype))
+        return real_set(state)
+
+    monkeypatch.setattr(T.torch, "load", load)
+    monkeypatch.setattr(T.torch, "set_rng_state", set_rng_state)
+    model = build(small_sim, n_epochs=2)
+    model.device = torch.device("meta")                     # stands for a GPU: nothing may be mapped there
+    model.train(checkpoint_dir=tmp_path, progress=False)
+    assert loads == ["cpu"] and rng_states == [("cpu", torch.uint8)]
+    assert all(p.device.type == "cpu" for p in model.module.parameters())
+
+
 # -- end to end: rule impute -------------------------------------------------------------------------------
 def test_imputed_h5mu_contract(tiny_workflow):
     import mudata

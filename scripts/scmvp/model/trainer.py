@@ -291,7 +291,9 @@ class Trainer:
         if path is None or not os.path.exists(path):
             return state
         try:
-            ckpt = torch.load(path, map_location=self.model.device, weights_only=False)
+            # on the CPU: torch.set_rng_state takes CPU byte tensors only; load_state_dict moves the weights
+            # (and optimizer.load_state_dict the optimizer state) to the parameters' device
+            ckpt = torch.load(path, map_location="cpu", weights_only=False)
         except Exception as err:  # noqa: BLE001 - an unreadable checkpoint: start again
             log.warning("ignoring unreadable checkpoint %s (%s)", path, err)
             return state
