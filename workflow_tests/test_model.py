@@ -113,10 +113,17 @@ def test_kl_warm_up_really_warms_up():
 
 
 # -- the network -------------------------------------------------------------------------------------------
+def _distinct_prior(prior, seed=0):
+    rng = np.random.default_rng(seed)
+    k, d = prior.mean.shape
+    prior.set(rng.dirichlet(np.ones(k)), rng.normal(0, 1, (k, d)), rng.uniform(0.5, 2.0, (k, d)))
+
+
 def test_gradients_reach_every_parameter(small_sim):
     model = build(small_sim)
     module = model.module
     module.attach_gmm(4)
+    _distinct_prior(module.prior)   # at identical components (attach_gmm's zeros) dKL/dlogits is exactly 0
     batch = model.data.batch(np.arange(32), "cpu")
     out = module.loss(batch, beta=1.0, use_cycle=True, idf=torch.from_numpy(model.data.idf))
     out["total"].backward()
@@ -370,6 +377,41 @@ def test_resume_loads_the_checkpoint_on_the_cpu(small_sim, tmp_path, monkeypatch
     model.train(checkpoint_dir=tmp_path, progress=False)
     assert loads == ["cpu"] and rng_states == [("cpu", torch.uint8)]
     assert all(p.device.type == "cpu" for p in model.module.parameters())
+
+
+def test_reconstruction_does_not_train_the_prior(small_sim):
+    """p(c|z) guides the decoders as a fixed input: only the KL term (and EM) moves pi, mu_c, sigma_c."""
+    model = build(small_sim)
+    model.module.attach_gmm(4)
+    _distinct_prior(model.module.prior)
+    out = model.module.loss(model.data.batch(np.arange(32), "cpu"), beta=1.0, use_cycle=True,
+                            idf=torch.from_numpy(model.data.idf))
+    (out["rna_nll"] + out["atac_nll"]).backward(retain_graph=True)
+    prior = list(model.module.prior.parameters())
+    assert all(p.grad is None or not torch.any(p.grad != 0) for p in prior)
+    assert model.module.rna_decoder.guidance.embedding.grad is not None
+    out["kl"].backward()
+    assert all(p.grad is not None and torch.any(p.grad != 0) for p in prior)
+
+
+def test_em_update_resets_the_optimizer_state_of_the_prior(small_sim):
+    """EM overwrites pi, mu_c, sigma_c: AdamW's moments of the old values must not push the new ones."""
+    from scmvp.model.trainer import Trainer, build_optimizer
+
+    model = build(small_sim, n_components=3)
+    trainer = Trainer(model, progress=False)
+    cells = np.arange(small_sim.rna.shape[0])
+    model.module.attach_gmm(3)
+    model.module.prior.set(*trainer.fit_gmm(cells)[1:])
+    trainer.optimizer = build_optimizer(model.module, model.config)
+    trainer.run_epoch(cells, 4, True, np.random.default_rng(0))
+    prior = list(model.module.prior.parameters())
+    assert all(p in trainer.optimizer.state for p in prior)
+    trainer.em_update(cells)
+    assert not any(p in trainer.optimizer.state for p in prior)
+    assert any(p in trainer.optimizer.state for p in model.module.network_parameters())
+    trainer.run_epoch(cells, 5, True, np.random.default_rng(1))       # AdamW starts them afresh
+    assert all(int(trainer.optimizer.state[p]["step"]) > 0 for p in prior)
 
 
 # -- end to end: rule impute -------------------------------------------------------------------------------

@@ -14,9 +14,11 @@ Design choices worth knowing:
   genes masked), learned per-head queries, keys/values = gene embedding + value embedding (linear in the
   expression value, with a per-gene slope for the values).
 * Prior: N(0, I) for `warmup_epochs`, then a GMM fitted (sklearn, diagonal) on the warm-up latent means, its
-  variances widened by the mean posterior variance; pi, mu_c, log sigma_c^2 then learned by gradient, and
+  variances widened by the mean posterior variance; pi, mu_c, log sigma_c^2 then learned by gradient of the
+  KL term only (p(c|z) enters the decoders' guidance detached, so reconstruction does not move the prior), and
   (`gmm_em`) after every epoch one EM step on the aggregate posterior of the training cells (responsibilities
-  of the latent means; variances = spread of the means + mean posterior variance). Components left with
+  of the latent means; variances = spread of the means + mean posterior variance), after which AdamW's
+  moments of the prior's parameters are reset (they belonged to the overwritten values). Components left with
   fewer than `gmm_min_fraction` of the cells are re-seeded by splitting the heaviest component: by gradient
   alone components died one by one (sci-CAR: 1-3 of ~10 left, some seeds collapsed to one cluster).
   `n_components: auto` = number of Leiden clusters (kNN graph, resolution 1) of the warm-up latent.

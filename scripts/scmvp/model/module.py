@@ -335,7 +335,9 @@ class SCMVPModule(nn.Module):
         else:
             gamma = None
             kl = D.kl_normal_standard(mu, logvar)
-        rna_scale, atac_scale, atac_dropout = self.decode(z, gamma)
+        # the guidance input is detached: reconstruction must not move the prior (only the KL term trains it
+        # between the EM steps, which overwrite its parameters)
+        rna_scale, atac_scale, atac_dropout = self.decode(z, None if gamma is None else gamma.detach())
         rna_mean = rna_scale * batch["rna_library"].unsqueeze(-1)
         atac_rate = atac_scale * batch["atac_library"].unsqueeze(-1)
         theta = torch.exp(self.rna_log_theta)

@@ -98,6 +98,7 @@ class Trainer:
         self.checkpoint_dir = checkpoint_dir
         self.progress = progress
         self.on_epoch_end = on_epoch_end     # callback(epoch, model) after each checkpoint (benchmarks)
+        self.optimizer = None
 
     # -- the GMM after the warm-up ------------------------------------------------------------------------
     def fit_gmm(self, cells):
@@ -150,7 +151,14 @@ class Trainer:
             means[big] = means[big] - shift
             weights[c] = weights[big] = weights[big] / 2
         prior.set(weights.numpy(), means.numpy(), variances.numpy())
+        self.reset_optimizer_state(prior.parameters())
         return len(dead)
+
+    def reset_optimizer_state(self, params):
+        """Forget AdamW's moments of `params` (after EM overwrote them: the old moments belong to other values)."""
+        if self.optimizer is not None:
+            for p in params:
+                self.optimizer.state.pop(p, None)
 
     # -- one pass -----------------------------------------------------------------------------------------
     def run_epoch(self, cells, epoch, train, rng=None):
