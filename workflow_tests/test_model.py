@@ -298,6 +298,37 @@ def test_example_simulation_types_are_recovered_at_the_true_k():
     assert ari >= 0.9, pd.crosstab(sim.labels, pred)
 
 
+def test_nb_dispersion_is_bounded(small_sim):
+    """log theta = 20 in float32: unbounded, log NB cancels to positive values (up to +1e3 nats)."""
+    model = build(small_sim)
+    module = model.module
+    module.eval()
+    with torch.no_grad():
+        module.rna_log_theta.fill_(20.0)
+    batch = model.data.batch(np.arange(64), "cpu")
+    with torch.no_grad():
+        out = module.loss(batch, beta=1.0, idf=torch.from_numpy(model.data.idf),
+                          generator=torch.Generator().manual_seed(0))
+        mu, logvar = module.encode(batch)
+        z = mu + torch.exp(0.5 * logvar) * torch.randn(mu.shape, generator=torch.Generator().manual_seed(0))
+        z_mean = module.decode(z)[0].double() * batch["rna_library"].double().unsqueeze(-1)
+        # float64 at theta = e^20: on these counts the NB at the bound (e^8) is within 0.1 nats per cell of it
+        reference = -D.log_nb(batch["rna"].double(), z_mean, torch.tensor(20.0).double().exp()).sum(-1).mean()
+    assert torch.isfinite(out["rna_nll"]) and abs(float(out["rna_nll"]) - float(reference)) < 0.1, \
+        (float(out["rna_nll"]), float(reference))
+    with torch.no_grad():
+        rna_scale, _, _ = module.decode(mu)
+        mean = rna_scale * batch["rna_library"].unsqueeze(-1)
+        theta = module.rna_theta()
+        log_p = D.log_nb(batch["rna"], mean, theta)
+        exact = D.log_nb(batch["rna"].double(), mean.double(), theta.double())
+    assert torch.isfinite(log_p).all() and (log_p <= 0).all()
+    assert float((log_p.double() - exact).abs().max()) < 0.01
+    with torch.no_grad():
+        module.rna_log_theta.fill_(-30.0)
+    assert torch.all(module.rna_theta() > 0)
+
+
 # -- training schedule, early stopping, resume ------------------------------------------------------------
 def _fake_validation_totals(monkeypatch, totals):
     """Trainer.run_epoch with the validation total replaced by `totals(epoch)` (deterministic early stopping)."""
