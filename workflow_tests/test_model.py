@@ -329,6 +329,52 @@ def test_nb_dispersion_is_bounded(small_sim):
     assert torch.all(module.rna_theta() > 0)
 
 
+def test_bf16_autocast_keeps_heads_decoder_outputs_and_likelihoods_in_fp32(small_sim):
+    """precision bf16 (CPU autocast here, as on a GPU): encoders and hidden layers in bf16, but the latent
+    (X_scmvp), the decoded scales/dropouts and every loss term are computed in float32."""
+    assert build(small_sim).autocast_dtype is None                      # auto on a CPU: float32
+    assert build(small_sim, precision="fp32").autocast_dtype is None
+    model = build(small_sim, precision="bf16")
+    module = model.module
+    module.attach_gmm(4)
+    _distinct_prior(module.prior)
+    module.eval()
+    layers = {"posterior.mean": module.posterior.mean, "posterior.logvar": module.posterior.logvar,
+              "rna_only.head": module.rna_only[2].mean, "atac_only.head": module.atac_only[2].logvar,
+              "rna_decoder.scale": module.rna_decoder.scale, "atac_decoder.scale": module.atac_decoder.scale,
+              "atac_decoder.dropout_cell": module.atac_decoder.dropout_cell, "joint": module.joint[0],
+              "rna_decoder.hidden": module.rna_decoder.hidden[0]}
+    dtypes = {}
+    for name, layer in layers.items():
+        layer.register_forward_hook(lambda m, i, o, name=name: dtypes.setdefault(name, set()).add(o.dtype))
+    batch = model.data.batch(np.arange(32), "cpu")
+    with torch.no_grad(), model.autocast():
+        out = module.loss(batch, beta=1.0, use_cycle=True, idf=torch.from_numpy(model.data.idf))
+        mu, logvar = module.encode(batch)
+        hidden = module.rna_decoder.hidden(mu)
+        scale, _ = module.rna_decoder(mu)
+        h = torch.randn(8, module.posterior.mean.in_features, generator=torch.Generator().manual_seed(0))
+        head_mu, head_logvar = module.posterior(h.bfloat16())
+    # autocast really ran the encoders and hidden layers in bf16 ...
+    assert dtypes.pop("joint") == {torch.bfloat16} and dtypes.pop("rna_decoder.hidden") == {torch.bfloat16}
+    # ... but not the heads, the decoder outputs or the loss
+    assert all(d == {torch.float32} for d in dtypes.values()), dtypes
+    assert all(out[t].dtype == torch.float32 and torch.isfinite(out[t]) for t in ("rna_nll", "atac_nll", "kl",
+                                                                                "align", "cycle", "total"))
+    assert mu.dtype == logvar.dtype == scale.dtype == torch.float32
+    with torch.no_grad():                                               # the same inputs in plain float32
+        torch.testing.assert_close(scale, torch.softmax(module.rna_decoder.scale(hidden.float()), -1),
+                                   rtol=1e-6, atol=1e-7)
+        ref_mu, ref_logvar = module.posterior(h.bfloat16().float())
+    torch.testing.assert_close(head_mu, ref_mu, rtol=1e-6, atol=1e-6)
+    torch.testing.assert_close(head_logvar, ref_logvar, rtol=1e-6, atol=1e-6)
+    assert model.get_latent(np.arange(16)).dtype == np.float32
+    # precision changes the numbers: a checkpoint of another precision is not resumed
+    from scmvp.model.trainer import fingerprint
+
+    assert fingerprint(dict(model.config, precision="fp32"), model.data) != fingerprint(model.config, model.data)
+
+
 # -- training schedule, early stopping, resume ------------------------------------------------------------
 def _fake_validation_totals(monkeypatch, totals):
     """Trainer.run_epoch with the validation total replaced by `totals(epoch)` (deterministic early stopping)."""

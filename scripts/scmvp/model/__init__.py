@@ -38,6 +38,10 @@ Design choices worth knowing:
 * Cycle: single-modality encoders q(z|x), q(z|y) are trained at every epoch on the real inputs to match the
   joint posterior (KL(stop_grad q(z|x,y) || q(z|.)), the `align` term); from `cycle_start_epoch` the decoded
   means pass through them and KL(q(z|x,y) || q(z|x_hat)) + KL(q(z|x,y) || q(z|y_hat)) is added (`cycle`).
+* Precision (`precision`): bf16 autocast (auto: on CUDA devices with bf16) covers the encoders and hidden
+  layers only; the posterior heads, the decoders' output layers and every likelihood/KL term run in float32
+  (autocast off), so X_scmvp and the imputed values are float32 computations. The NB log theta is clamped
+  to [-10, 8]: above, float32 log_nb cancels (0.5 nats per entry at 14, positive log-probabilities at 20).
 * Imputation: RNA = NB means at library 1e4; ATAC = P(y > 0) of the ZIP at the median ATAC library size;
   both dense float32, written chunk by chunk into the output HDF5 (never all cells x peaks in memory).
 """

@@ -22,6 +22,11 @@ def mlp(n_in, n_hidden, n_out, dropout=0.1):
                          nn.Linear(n_hidden, n_out))
 
 
+def fp32(x):
+    """Autocast off on `x`'s device: posterior heads, decoder outputs and likelihoods stay float32."""
+    return torch.autocast(x.device.type, enabled=False)
+
+
 def log_normalise(counts, library):
     return torch.log1p(counts / library.unsqueeze(-1) * RNA_SCALE)
 
@@ -183,7 +188,9 @@ class GaussianHead(nn.Module):
         self.logvar = nn.Linear(n_in, n_latent)
 
     def forward(self, h):
-        return self.mean(h), self.logvar(h).clamp(LOGVAR_MIN, LOGVAR_MAX)
+        with fp32(h):
+            h = h.float()
+            return self.mean(h), self.logvar(h).clamp(LOGVAR_MIN, LOGVAR_MAX)
 
 
 class ClusterGuidance(nn.Module):
@@ -217,8 +224,10 @@ class Decoder(nn.Module):
         h = self.hidden(z)
         if self.guidance is not None and gamma is not None:
             h = self.guidance(h, gamma)
-        scale = torch.softmax(self.scale(h).float(), dim=-1)
-        dropout_logits = (self.dropout_feature + self.dropout_cell(h).float()) if self.zero_inflated else None
+        with fp32(h):
+            h = h.float()
+            scale = torch.softmax(self.scale(h), dim=-1)
+            dropout_logits = (self.dropout_feature + self.dropout_cell(h)) if self.zero_inflated else None
         return scale, dropout_logits
 
 
@@ -336,21 +345,22 @@ class SCMVPModule(nn.Module):
         mu, logvar = self.encode(batch)
         eps = torch.randn(mu.shape, generator=generator, device=mu.device, dtype=mu.dtype)
         z = mu + torch.exp(0.5 * logvar) * eps
-        if self.prior is not None:
-            log_pi, mu_c, logvar_c = self.prior.params()
-            gamma = D.gmm_responsibilities(z, log_pi, mu_c, logvar_c)
-            kl = D.kl_gmm(mu, logvar, gamma, log_pi, mu_c, logvar_c)
-        else:
-            gamma = None
-            kl = D.kl_normal_standard(mu, logvar)
+        with fp32(z):
+            if self.prior is not None:
+                log_pi, mu_c, logvar_c = self.prior.params()
+                gamma = D.gmm_responsibilities(z, log_pi, mu_c, logvar_c)
+                kl = D.kl_gmm(mu, logvar, gamma, log_pi, mu_c, logvar_c)
+            else:
+                gamma = None
+                kl = D.kl_normal_standard(mu, logvar)
         # the guidance input is detached: reconstruction must not move the prior (only the KL term trains it
         # between the EM steps, which overwrite its parameters)
         rna_scale, atac_scale, atac_dropout = self.decode(z, None if gamma is None else gamma.detach())
-        rna_mean = rna_scale * batch["rna_library"].unsqueeze(-1)
-        atac_rate = atac_scale * batch["atac_library"].unsqueeze(-1)
-        theta = self.rna_theta()
-        rna_nll = -D.log_nb(batch["rna"], rna_mean, theta).sum(-1)
-        atac_nll = -D.log_zip(batch["atac"], atac_rate, atac_dropout).sum(-1)
+        with fp32(z):
+            rna_mean = rna_scale * batch["rna_library"].unsqueeze(-1)
+            atac_rate = atac_scale * batch["atac_library"].unsqueeze(-1)
+            rna_nll = -D.log_nb(batch["rna"], rna_mean, self.rna_theta()).sum(-1)
+            atac_nll = -D.log_zip(batch["atac"], atac_rate, atac_dropout).sum(-1)
         zero = torch.zeros_like(kl)
         align, cycle = zero, zero
         if self.use_cycle:

@@ -30,6 +30,18 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
+def resolve_precision(name: str, device: torch.device):
+    """Autocast dtype of the encoders and hidden layers (None: float32). auto = bf16 on a CUDA device that
+    supports it, else float32; the posterior heads, decoder outputs and likelihoods are float32 always."""
+    if name == "auto":
+        return torch.bfloat16 if device.type == "cuda" and torch.cuda.is_bf16_supported() else None
+    if name == "bf16":
+        if device.type == "cuda" and not torch.cuda.is_bf16_supported():
+            raise RuntimeError("model.precision is 'bf16' but this CUDA device does not support bf16")
+        return torch.bfloat16
+    return None
+
+
 def seed_everything(seed: int, device: torch.device):
     torch.manual_seed(seed)
     np.random.seed(seed % (2**32))
