@@ -375,6 +375,24 @@ def test_bf16_autocast_keeps_heads_decoder_outputs_and_likelihoods_in_fp32(small
     assert fingerprint(dict(model.config, precision="fp32"), model.data) != fingerprint(model.config, model.data)
 
 
+def test_idf_is_computed_over_all_cells_as_documented(small_sim):
+    """The design notes state the idf's cells; the code (PairedData) uses all cells, validation included."""
+    import scmvp.model
+    from scmvp.model.trainer import split_cells
+
+    model = build(small_sim, n_epochs=1)
+    atac = sp.csr_matrix(small_sim.atac)[:, model.data.peak_order]
+    n = atac.shape[0]
+    expected = np.log1p(n / (1.0 + (atac > 0).sum(0).A1))
+    np.testing.assert_allclose(model.data.idf, expected, rtol=1e-6)
+    train, validation = split_cells(n, model.config["validation_fraction"], model.config["seed"])
+    from_training_cells = np.log1p(len(train) / (1.0 + (atac[train] > 0).sum(0).A1))
+    assert len(validation) and not np.allclose(model.data.idf, from_training_cells, rtol=1e-3)
+    model.train(progress=False)
+    np.testing.assert_allclose(model.data.idf, expected, rtol=1e-6)
+    assert "idf = log1p(n / (1 + cells with the peak)) over all cells" in " ".join(scmvp.model.__doc__.split())
+
+
 # -- training schedule, early stopping, resume ------------------------------------------------------------
 def _fake_validation_totals(monkeypatch, totals):
     """Trainer.run_epoch with the validation total replaced by `totals(epoch)` (deterministic early stopping)."""

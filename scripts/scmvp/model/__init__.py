@@ -9,7 +9,9 @@ Design choices worth knowing:
 * ATAC encoder: peaks sorted by (chrom, start) and cut into `n_tokens` contiguous windows; a token is the
   sum over its peaks of value x per-peak vector (`F.embedding_bag` over the minibatch's nonzeros, so no
   dense cells x peaks input), + a learned position; pre-LN transformer blocks; mean pool. Input values:
-  log1p(count / cell total x idf x 1e4) (TF-IDF-like, per cell; idf from the training cells).
+  log1p(count / cell total x idf x 1e4) (TF-IDF-like, per cell; idf = log1p(n / (1 + cells with the peak))
+  over all cells of the input, validation cells included: an unsupervised statistic of the input, fixed
+  before training and saved with the model, so every cell is embedded through the same transform).
 * RNA encoder: mask attention over each cell's `top_genes_attended` highest log-normalised genes (unexpressed
   genes masked), learned per-head queries, keys/values = gene embedding + value embedding (linear in the
   expression value, with a per-gene slope for the values).
