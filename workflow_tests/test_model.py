@@ -139,10 +139,17 @@ def test_kl_warm_up_really_warms_up():
 
 
 # -- the network -------------------------------------------------------------------------------------------
+def _distinct_prior(prior, seed=0):
+    rng = np.random.default_rng(seed)
+    k, d = prior.mean.shape
+    prior.set(rng.dirichlet(np.ones(k)), rng.normal(0, 1, (k, d)), rng.uniform(0.5, 2.0, (k, d)))
+
+
 def test_gradients_reach_every_parameter(small_sim):
     model = build(small_sim)
     module = model.module
     module.attach_gmm(4)
+    _distinct_prior(module.prior)   # at identical components (attach_gmm's zeros) dKL/dlogits is exactly 0
     batch = model.data.batch(np.arange(32), "cpu")
     out = module.loss(batch, beta=1.0, use_cycle=True, idf=torch.from_numpy(model.data.idf))
     out["total"].backward()
@@ -315,6 +322,217 @@ def test_example_simulation_types_are_recovered_at_the_true_k():
     ari = adjusted_rand_score(sim.labels, pred)
     print(f"ARI at k=6: {ari:.4f}")
     assert ari >= 0.9, pd.crosstab(sim.labels, pred)
+
+
+def test_nb_dispersion_is_bounded(small_sim):
+    """log theta = 20 in float32: unbounded, log NB cancels to positive values (up to +1e3 nats)."""
+    model = build(small_sim)
+    module = model.module
+    module.eval()
+    with torch.no_grad():
+        module.rna_log_theta.fill_(20.0)
+    batch = model.data.batch(np.arange(64), "cpu")
+    with torch.no_grad():
+        out = module.loss(batch, beta=1.0, idf=torch.from_numpy(model.data.idf),
+                          generator=torch.Generator().manual_seed(0))
+        mu, logvar = module.encode(batch)
+        z = mu + torch.exp(0.5 * logvar) * torch.randn(mu.shape, generator=torch.Generator().manual_seed(0))
+        z_mean = module.decode(z)[0].double() * batch["rna_library"].double().unsqueeze(-1)
+        # float64 at theta = e^20: on these counts the NB at the bound (e^8) is within 0.1 nats per cell of it
+        reference = -D.log_nb(batch["rna"].double(), z_mean, torch.tensor(20.0).double().exp()).sum(-1).mean()
+    assert torch.isfinite(out["rna_nll"]) and abs(float(out["rna_nll"]) - float(reference)) < 0.1, \
+        (float(out["rna_nll"]), float(reference))
+    with torch.no_grad():
+        rna_scale, _, _ = module.decode(mu)
+        mean = rna_scale * batch["rna_library"].unsqueeze(-1)
+        theta = module.rna_theta()
+        log_p = D.log_nb(batch["rna"], mean, theta)
+        exact = D.log_nb(batch["rna"].double(), mean.double(), theta.double())
+    assert torch.isfinite(log_p).all() and (log_p <= 0).all()
+    assert float((log_p.double() - exact).abs().max()) < 0.01
+    with torch.no_grad():
+        module.rna_log_theta.fill_(-30.0)
+    assert torch.all(module.rna_theta() > 0)
+
+
+def test_bf16_autocast_keeps_heads_decoder_outputs_and_likelihoods_in_fp32(small_sim):
+    """precision bf16 (CPU autocast here, as on a GPU): encoders and hidden layers in bf16, but the latent
+    (X_scmvp), the decoded scales/dropouts and every loss term are computed in float32."""
+    assert build(small_sim).autocast_dtype is None                      # auto on a CPU: float32
+    assert build(small_sim, precision="fp32").autocast_dtype is None
+    model = build(small_sim, precision="bf16")
+    module = model.module
+    module.attach_gmm(4)
+    _distinct_prior(module.prior)
+    module.eval()
+    layers = {"posterior.mean": module.posterior.mean, "posterior.logvar": module.posterior.logvar,
+              "rna_only.head": module.rna_only[2].mean, "atac_only.head": module.atac_only[2].logvar,
+              "rna_decoder.scale": module.rna_decoder.scale, "atac_decoder.scale": module.atac_decoder.scale,
+              "atac_decoder.dropout_cell": module.atac_decoder.dropout_cell, "joint": module.joint[0],
+              "rna_decoder.hidden": module.rna_decoder.hidden[0]}
+    dtypes = {}
+    for name, layer in layers.items():
+        layer.register_forward_hook(lambda m, i, o, name=name: dtypes.setdefault(name, set()).add(o.dtype))
+    batch = model.data.batch(np.arange(32), "cpu")
+    with torch.no_grad(), model.autocast():
+        out = module.loss(batch, beta=1.0, use_cycle=True, idf=torch.from_numpy(model.data.idf))
+        mu, logvar = module.encode(batch)
+        hidden = module.rna_decoder.hidden(mu)
+        scale, _ = module.rna_decoder(mu)
+        h = torch.randn(8, module.posterior.mean.in_features, generator=torch.Generator().manual_seed(0))
+        head_mu, head_logvar = module.posterior(h.bfloat16())
+    # autocast really ran the encoders and hidden layers in bf16 ...
+    assert dtypes.pop("joint") == {torch.bfloat16} and dtypes.pop("rna_decoder.hidden") == {torch.bfloat16}
+    # ... but not the heads, the decoder outputs or the loss
+    assert all(d == {torch.float32} for d in dtypes.values()), dtypes
+    assert all(out[t].dtype == torch.float32 and torch.isfinite(out[t]) for t in ("rna_nll", "atac_nll", "kl",
+                                                                                "align", "cycle", "total"))
+    assert mu.dtype == logvar.dtype == scale.dtype == torch.float32
+    with torch.no_grad():                                               # the same inputs in plain float32
+        torch.testing.assert_close(scale, torch.softmax(module.rna_decoder.scale(hidden.float()), -1),
+                                   rtol=1e-6, atol=1e-7)
+        ref_mu, ref_logvar = module.posterior(h.bfloat16().float())
+    torch.testing.assert_close(head_mu, ref_mu, rtol=1e-6, atol=1e-6)
+    torch.testing.assert_close(head_logvar, ref_logvar, rtol=1e-6, atol=1e-6)
+    assert model.get_latent(np.arange(16)).dtype == np.float32
+    # precision changes the numbers: a checkpoint of another precision is not resumed
+    from scmvp.model.trainer import fingerprint
+
+    assert fingerprint(dict(model.config, precision="fp32"), model.data) != fingerprint(model.config, model.data)
+
+
+def test_idf_is_computed_over_all_cells_as_documented(small_sim):
+    """The design notes state the idf's cells; the code (PairedData) uses all cells, validation included."""
+    import scmvp.model
+    from scmvp.model.trainer import split_cells
+
+    model = build(small_sim, n_epochs=1)
+    atac = sp.csr_matrix(small_sim.atac)[:, model.data.peak_order]
+    n = atac.shape[0]
+    expected = np.log1p(n / (1.0 + (atac > 0).sum(0).A1))
+    np.testing.assert_allclose(model.data.idf, expected, rtol=1e-6)
+    train, validation = split_cells(n, model.config["validation_fraction"], model.config["seed"])
+    from_training_cells = np.log1p(len(train) / (1.0 + (atac[train] > 0).sum(0).A1))
+    assert len(validation) and not np.allclose(model.data.idf, from_training_cells, rtol=1e-3)
+    model.train(progress=False)
+    np.testing.assert_allclose(model.data.idf, expected, rtol=1e-6)
+    assert "idf = log1p(n / (1 + cells with the peak)) over all cells" in " ".join(scmvp.model.__doc__.split())
+
+
+# -- training schedule, early stopping, resume ------------------------------------------------------------
+def _fake_validation_totals(monkeypatch, totals):
+    """Trainer.run_epoch with the validation total replaced by `totals(epoch)` (deterministic early stopping)."""
+    from scmvp.model.trainer import Trainer
+
+    real = Trainer.run_epoch
+
+    def run_epoch(self, cells, epoch, train, rng=None):
+        terms, beta, active = real(self, cells, epoch, train, rng)
+        return (terms if train else dict(terms, total=totals(epoch))), beta, active
+
+    monkeypatch.setattr(Trainer, "run_epoch", run_epoch)
+
+
+def test_early_stopping_scores_only_epochs_with_every_schedule_on(small_sim, tmp_path, monkeypatch):
+    from scmvp.model.module import SCMVPModule
+
+    validation_betas = []
+    real_loss = SCMVPModule.loss
+
+    def loss(self, batch, beta=1.0, **kwargs):
+        if not self.training:
+            validation_betas.append(beta)
+        return real_loss(self, batch, beta=beta, **kwargs)
+
+    monkeypatch.setattr(SCMVPModule, "loss", loss)
+    _fake_validation_totals(monkeypatch, float)            # increasing: the first scored epoch stays best
+    model = build(small_sim, n_epochs=8, warmup_epochs=1, kl_warmup_epochs=3, cycle_start_epoch=2,
+                  early_stopping_patience=2)
+    history = model.train(checkpoint_dir=tmp_path, progress=False)
+    ckpt = torch.load(tmp_path / "last.pt", weights_only=False)
+    # beta rises per step over 3 epochs: the 4th epoch (index 3) is the first at beta = 1 throughout
+    assert ckpt["best_epoch"] == 4 and ckpt["stopped"] and len(history) == 6
+    assert validation_betas and set(validation_betas) == {1.0}
+
+
+def test_best_state_restores_when_the_gmm_starts_last(small_sim, tmp_path, monkeypatch):
+    """warmup_epochs 3 > kl_warmup_epochs = cycle_start_epoch = 1: a best state from before the GMM could not
+    be restored (missing rna_decoder.guidance.embedding)."""
+    cfg = dict(n_epochs=6, warmup_epochs=3, kl_warmup_epochs=1, cycle_start_epoch=1, early_stopping_patience=1)
+    model = build(small_sim, **cfg)                         # the real validation totals
+    history = model.train(checkpoint_dir=tmp_path / "real", progress=False)
+    ckpt = torch.load(tmp_path / "real" / "last.pt", weights_only=False)
+    assert len(history) >= 4 and ckpt["best_epoch"] >= 4
+    _fake_validation_totals(monkeypatch, float)             # the first scored epoch is best: really restored
+    model = build(small_sim, **cfg)
+    model.train(checkpoint_dir=tmp_path / "fake", progress=False)
+    ckpt = torch.load(tmp_path / "fake" / "last.pt", weights_only=False)
+    assert ckpt["stopped"] and ckpt["best_epoch"] == 4 and ckpt["epoch"] == 5
+    state = model.module.state_dict()
+    assert "rna_decoder.guidance.embedding" in state and state.keys() == ckpt["best_state"].keys()
+    assert all(torch.equal(state[k], v) for k, v in ckpt["best_state"].items())
+    assert not torch.equal(state["rna_log_theta"], ckpt["module"]["rna_log_theta"])
+
+
+def test_resume_loads_the_checkpoint_on_the_cpu(small_sim, tmp_path, monkeypatch):
+    """The RNG states must stay CPU byte tensors whatever the model's device (torch.set_rng_state takes no
+    CUDA tensor): a checkpoint mapped to the model's device crashed the resume on a GPU."""
+    from scmvp.model import trainer as T
+
+    build(small_sim, n_epochs=2).train(checkpoint_dir=tmp_path, progress=False)
+    loads, rng_states = [], []
+    real_load, real_set = torch.load, torch.set_rng_state
+
+    def load(*args, **kwargs):
+        loads.append(kwargs.get("map_location"))
+        return real_load(*args, **kwargs)
+
+    def set_rng_state(state):
+        rng_states.append((state.device.type, state.dtype))
+        return real_set(state)
+
+    monkeypatch.setattr(T.torch, "load", load)
+    monkeypatch.setattr(T.torch, "set_rng_state", set_rng_state)
+    model = build(small_sim, n_epochs=2)
+    model.device = torch.device("meta")                     # stands for a GPU: nothing may be mapped there
+    model.train(checkpoint_dir=tmp_path, progress=False)
+    assert loads == ["cpu"] and rng_states == [("cpu", torch.uint8)]
+    assert all(p.device.type == "cpu" for p in model.module.parameters())
+
+
+def test_reconstruction_does_not_train_the_prior(small_sim):
+    """p(c|z) guides the decoders as a fixed input: only the KL term (and EM) moves pi, mu_c, sigma_c."""
+    model = build(small_sim)
+    model.module.attach_gmm(4)
+    _distinct_prior(model.module.prior)
+    out = model.module.loss(model.data.batch(np.arange(32), "cpu"), beta=1.0, use_cycle=True,
+                            idf=torch.from_numpy(model.data.idf))
+    (out["rna_nll"] + out["atac_nll"]).backward(retain_graph=True)
+    prior = list(model.module.prior.parameters())
+    assert all(p.grad is None or not torch.any(p.grad != 0) for p in prior)
+    assert model.module.rna_decoder.guidance.embedding.grad is not None
+    out["kl"].backward()
+    assert all(p.grad is not None and torch.any(p.grad != 0) for p in prior)
+
+
+def test_em_update_resets_the_optimizer_state_of_the_prior(small_sim):
+    """EM overwrites pi, mu_c, sigma_c: AdamW's moments of the old values must not push the new ones."""
+    from scmvp.model.trainer import Trainer, build_optimizer
+
+    model = build(small_sim, n_components=3)
+    trainer = Trainer(model, progress=False)
+    cells = np.arange(small_sim.rna.shape[0])
+    model.module.attach_gmm(3)
+    model.module.prior.set(*trainer.fit_gmm(cells)[1:])
+    trainer.optimizer = build_optimizer(model.module, model.config)
+    trainer.run_epoch(cells, 4, True, np.random.default_rng(0))
+    prior = list(model.module.prior.parameters())
+    assert all(p in trainer.optimizer.state for p in prior)
+    trainer.em_update(cells)
+    assert not any(p in trainer.optimizer.state for p in prior)
+    assert any(p in trainer.optimizer.state for p in model.module.network_parameters())
+    trainer.run_epoch(cells, 5, True, np.random.default_rng(1))       # AdamW starts them afresh
+    assert all(int(trainer.optimizer.state[p]["step"]) > 0 for p in prior)
 
 
 # -- end to end: rule impute -------------------------------------------------------------------------------

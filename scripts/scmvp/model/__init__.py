@@ -9,14 +9,18 @@ Design choices worth knowing:
 * ATAC encoder: peaks sorted by (chrom, start) and cut into `n_tokens` contiguous windows; a token is the
   sum over its peaks of value x per-peak vector (`F.embedding_bag` over the minibatch's nonzeros, so no
   dense cells x peaks input), + a learned position; pre-LN transformer blocks; mean pool. Input values:
-  log1p(count / cell total x idf x 1e4) (TF-IDF-like, per cell; idf from the training cells).
+  log1p(count / cell total x idf x 1e4) (TF-IDF-like, per cell; idf = log1p(n / (1 + cells with the peak))
+  over all cells of the input, validation cells included: an unsupervised statistic of the input, fixed
+  before training and saved with the model, so every cell is embedded through the same transform).
 * RNA encoder: mask attention over each cell's `top_genes_attended` highest log-normalised genes (unexpressed
   genes masked), learned per-head queries, keys/values = gene embedding + value embedding (linear in the
   expression value, with a per-gene slope for the values).
 * Prior: N(0, I) for `warmup_epochs`, then a GMM fitted (sklearn, diagonal) on the warm-up latent means, its
-  variances widened by the mean posterior variance; pi, mu_c, log sigma_c^2 then learned by gradient, and
+  variances widened by the mean posterior variance; pi, mu_c, log sigma_c^2 then learned by gradient of the
+  KL term only (p(c|z) enters the decoders' guidance detached, so reconstruction does not move the prior), and
   (`gmm_em`) after every epoch one EM step on the aggregate posterior of the training cells (responsibilities
-  of the latent means; variances = spread of the means + mean posterior variance). Components left with
+  of the latent means; variances = spread of the means + mean posterior variance), after which AdamW's
+  moments of the prior's parameters are reset (they belonged to the overwritten values). Components left with
   fewer than `gmm_min_fraction` of the cells are re-seeded by splitting the heaviest component: by gradient
   alone components died one by one (sci-CAR: 1-3 of ~10 left, some seeds collapsed to one cluster).
   `n_components: auto` = number of Leiden clusters (kNN graph, resolution 1) of the warm-up latent.
@@ -36,6 +40,10 @@ Design choices worth knowing:
 * Cycle: single-modality encoders q(z|x), q(z|y) are trained at every epoch on the real inputs to match the
   joint posterior (KL(stop_grad q(z|x,y) || q(z|.)), the `align` term); from `cycle_start_epoch` the decoded
   means pass through them and KL(q(z|x,y) || q(z|x_hat)) + KL(q(z|x,y) || q(z|y_hat)) is added (`cycle`).
+* Precision (`precision`): bf16 autocast (auto: on CUDA devices with bf16) covers the encoders and hidden
+  layers only; the posterior heads, the decoders' output layers and every likelihood/KL term run in float32
+  (autocast off), so X_scmvp and the imputed values are float32 computations. The NB log theta is clamped
+  to [-10, 8]: above, float32 log_nb cancels (0.5 nats per entry at 14, positive log-probabilities at 20).
 * Imputation: RNA = NB means at library 1e4; ATAC = P(y > 0) of the ZIP at the median ATAC library size;
   both dense float32, written chunk by chunk into the output HDF5 (never all cells x peaks in memory).
 """

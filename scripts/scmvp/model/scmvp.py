@@ -15,7 +15,7 @@ from ..errors import InputError
 from .data import RNA_SCALE, PairedData
 from .module import SCMVPModule
 from . import distributions as D
-from .trainer import Trainer, resolve_device, seed_everything
+from .trainer import Trainer, resolve_device, resolve_precision, seed_everything
 
 log = logging.getLogger("scmvp.model")
 
@@ -56,6 +56,7 @@ class SCMVP:
                  gene_names=None, peak_names=None, path=None):
         self.config = model_config(config)
         self.device = resolve_device(self.config["device"])
+        self.autocast_dtype = resolve_precision(self.config["precision"], self.device)
         torch.set_num_threads(int(self.config["threads"]))
         self.data = PairedData(rna_counts, atac_counts, atac_var, self.config["n_tokens"], path=path)
         self.gene_names = None if gene_names is None else [str(g) for g in gene_names]
@@ -96,9 +97,9 @@ class SCMVP:
                    peak_names=atac.var_names, path=path)
 
     def autocast(self):
-        if self.device.type == "cuda":
-            return torch.autocast("cuda", dtype=torch.bfloat16)
-        return contextlib.nullcontext()
+        if self.autocast_dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(self.device.type, dtype=self.autocast_dtype)
 
     # -- training -------------------------------------------------------------------------------------------
     def train(self, checkpoint_dir=None, progress=True, on_epoch_end=None) -> pd.DataFrame:

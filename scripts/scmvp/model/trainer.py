@@ -30,6 +30,18 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
+def resolve_precision(name: str, device: torch.device):
+    """Autocast dtype of the encoders and hidden layers (None: float32). auto = bf16 on a CUDA device that
+    supports it, else float32; the posterior heads, decoder outputs and likelihoods are float32 always."""
+    if name == "auto":
+        return torch.bfloat16 if device.type == "cuda" and torch.cuda.is_bf16_supported() else None
+    if name == "bf16":
+        if device.type == "cuda" and not torch.cuda.is_bf16_supported():
+            raise RuntimeError("model.precision is 'bf16' but this CUDA device does not support bf16")
+        return torch.bfloat16
+    return None
+
+
 def seed_everything(seed: int, device: torch.device):
     torch.manual_seed(seed)
     np.random.seed(seed % (2**32))
@@ -57,6 +69,14 @@ def kl_weight(epoch: int, step: int, n_steps: int, warmup_epochs: int) -> float:
     if warmup_epochs <= 0:
         return 1.0
     return float(min(1.0, (epoch + step / n_steps) / warmup_epochs))
+
+
+def first_scored_epoch(cfg: dict) -> int:
+    """First epoch (0-based) that early stopping scores: every schedule is on for the whole epoch (beta = 1
+    from its first step, the GMM attached, the cycle term on). An earlier epoch has a lower validation total
+    (less KL, no cycle term) that stays "best", and its state may predate the GMM (so it cannot be restored)."""
+    return max(cfg["kl_warmup_epochs"], cfg["warmup_epochs"] if cfg["prior"] == "gmm" else 0,
+               cfg["cycle_start_epoch"] if cfg["cycle"] else 0)
 
 
 def learning_rate(cfg: dict, epoch: int, step: int, n_steps: int) -> float:
@@ -90,6 +110,7 @@ class Trainer:
         self.checkpoint_dir = checkpoint_dir
         self.progress = progress
         self.on_epoch_end = on_epoch_end     # callback(epoch, model) after each checkpoint (benchmarks)
+        self.optimizer = None
 
     # -- the GMM after the warm-up ------------------------------------------------------------------------
     def fit_gmm(self, cells):
@@ -142,7 +163,14 @@ class Trainer:
             means[big] = means[big] - shift
             weights[c] = weights[big] = weights[big] / 2
         prior.set(weights.numpy(), means.numpy(), variances.numpy())
+        self.reset_optimizer_state(prior.parameters())
         return len(dead)
+
+    def reset_optimizer_state(self, params):
+        """Forget AdamW's moments of `params` (after EM overwrote them: the old moments belong to other values)."""
+        if self.optimizer is not None:
+            for p in params:
+                self.optimizer.state.pop(p, None)
 
     # -- one pass -----------------------------------------------------------------------------------------
     def run_epoch(self, cells, epoch, train, rng=None):
@@ -166,7 +194,8 @@ class Trainer:
             generator = torch.Generator(device=device).manual_seed(cfg["seed"] * 100003 + epoch)
         beta = 1.0
         for step, idx in enumerate(batches):
-            beta = kl_weight(epoch, step, len(batches), cfg["kl_warmup_epochs"])
+            # validation scores the full objective (beta = 1), comparable across epochs
+            beta = kl_weight(epoch, step, len(batches), cfg["kl_warmup_epochs"]) if train else 1.0
             if train:
                 for group in self.optimizer.param_groups:
                     group["lr"] = learning_rate(cfg, epoch, step, len(batches))
@@ -198,8 +227,7 @@ class Trainer:
         rng = np.random.default_rng(cfg["seed"])
         if state.get("numpy_rng") is not None:
             rng.bit_generator.state = state["numpy_rng"]
-        schedule_end = max(cfg["warmup_epochs"], cfg["kl_warmup_epochs"],
-                           cfg["cycle_start_epoch"] if cfg["cycle"] else 0)
+        first_scored = first_scored_epoch(cfg)
         patience = cfg["early_stopping_patience"]
         from tqdm.auto import tqdm
 
@@ -223,7 +251,7 @@ class Trainer:
                 with torch.no_grad():
                     val_terms, _, _ = self.run_epoch(val_cells, epoch, False)
                 row.update({f"validation_{t}": v for t, v in val_terms.items()})
-                if patience > 0 and epoch + 1 >= schedule_end:
+                if patience > 0 and epoch >= first_scored:
                     if val_terms["total"] < state["best_loss"]:
                         state["best_loss"], state["bad_epochs"] = val_terms["total"], 0
                         state["best_state"] = copy.deepcopy(module.state_dict())
@@ -283,7 +311,9 @@ class Trainer:
         if path is None or not os.path.exists(path):
             return state
         try:
-            ckpt = torch.load(path, map_location=self.model.device, weights_only=False)
+            # on the CPU: torch.set_rng_state takes CPU byte tensors only; load_state_dict moves the weights
+            # (and optimizer.load_state_dict the optimizer state) to the parameters' device
+            ckpt = torch.load(path, map_location="cpu", weights_only=False)
         except Exception as err:  # noqa: BLE001 - an unreadable checkpoint: start again
             log.warning("ignoring unreadable checkpoint %s (%s)", path, err)
             return state
