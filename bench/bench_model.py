@@ -50,16 +50,19 @@ def random_paired(n_cells, n_genes, n_peaks, seed=0, rna_density=0.1, atac_densi
     return rna, atac, var
 
 
-def child_train(n_cells, epochs, threads):
+def child_train(n_cells, epochs, threads, n_genes=2000, n_peaks=20000):
     from scmvp.model import SCMVP
 
-    rna, atac, var = random_paired(n_cells, 2000, 20000)
+    rna, atac, var = random_paired(n_cells, n_genes, n_peaks)
+    import numpy as np
+
     model = SCMVP(rna, atac, var, {"n_epochs": epochs, "warmup_epochs": 1, "kl_warmup_epochs": 1,
                                    "cycle_start_epoch": 1, "n_components": 5, "device": "cpu", "threads": threads})
     start = time.perf_counter()
     model.train(progress=False)
     seconds = time.perf_counter() - start
-    return {"cells": n_cells, "epochs": epochs, "seconds": seconds, "cells_epochs_per_s": n_cells * epochs / seconds}
+    return {"cells": n_cells, "epochs": epochs, "seconds": seconds, "cells_epochs_per_s": n_cells * epochs / seconds,
+            "seconds_per_epoch": float(np.mean(model.history["seconds"]))}
 
 
 def child_impute(n_cells, n_peaks, threads):
@@ -95,16 +98,20 @@ def main(argv=None):
     parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument("--impute-cells", type=int, default=10000)
     parser.add_argument("--impute-peaks", type=int, default=100000)
-    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--threads", type=int, nargs="+", default=[2])
+    parser.add_argument("--genes", type=int, default=2000)
+    parser.add_argument("--peaks", type=int, default=20000)
     parser.add_argument("--skip-impute", action="store_true")
     args = parser.parse_args(argv)
-    print("what\tcells\tepochs_or_peaks\tseconds\tcells_epochs_per_s\tpeak_rss_GiB", flush=True)
+    print("what\tcells\tgenes\tpeaks\tthreads\tepochs\tseconds\ts_per_epoch\tcells_epochs_per_s\tpeak_rss_GiB",
+          flush=True)
     for n in args.cells:
-        r = in_child("train", n, args.epochs, args.threads)
-        print(f"train\t{n}\t{args.epochs}\t{r['seconds']:.1f}\t{r['cells_epochs_per_s']:.1f}\t{r['peak_rss_GiB']:.2f}",
-              flush=True)
+        for threads in args.threads:
+            r = in_child("train", n, args.epochs, threads, args.genes, args.peaks)
+            print(f"train\t{n}\t{args.genes}\t{args.peaks}\t{threads}\t{args.epochs}\t{r['seconds']:.1f}\t"
+                  f"{r['seconds_per_epoch']:.1f}\t{r['cells_epochs_per_s']:.1f}\t{r['peak_rss_GiB']:.2f}", flush=True)
     if not args.skip_impute:
-        r = in_child("impute", args.impute_cells, args.impute_peaks, args.threads)
+        r = in_child("impute", args.impute_cells, args.impute_peaks, args.threads[0])
         print(f"impute\t{r['cells']}\t{r['peaks']}\t{r['seconds']:.1f}\t-\t{r['peak_rss_GiB']:.2f}"
               f"\t(file {r['file_GiB']:.2f} GiB)", flush=True)
 

@@ -77,8 +77,10 @@ class PairedData:
             idf = np.log1p(self.n_cells / (1.0 + cells_with_peak))
         self.idf = np.asarray(idf, dtype=np.float32)
 
-    def batch(self, idx, device, dense_atac: bool = True) -> dict:
-        """Tensors of cells `idx`: dense RNA counts, sparse ATAC (for the encoders), dense ATAC (targets)."""
+    def batch(self, idx, device, dense_atac: bool = False) -> dict:
+        """Tensors of cells `idx`: dense RNA counts; sparse ATAC: TF-IDF values for the encoders, raw counts
+        with their row (cell in the batch) and column for the ZIP likelihood; the dense ATAC counts only when
+        asked for (``dense_atac``)."""
         idx = np.asarray(idx)
         rna = self.rna[idx]
         atac = self.atac[idx]
@@ -97,6 +99,8 @@ class PairedData:
             "rna_library": torch.from_numpy(rna_lib).to(device),
             "atac_library": torch.from_numpy(atac_lib).to(device),
             "atac_index": torch.from_numpy(cols).to(device),
+            "atac_row": torch.from_numpy(rows.astype(np.int64)).to(device),
+            "atac_count": torch.from_numpy(atac.data.astype(np.float32)).to(device),
             "atac_value": torch.from_numpy(values).to(device),
             "atac_cell_offsets": torch.from_numpy(atac.indptr[:-1].astype(np.int64)).to(device),
             "atac_token_offsets": torch.from_numpy(token_offsets).to(device),

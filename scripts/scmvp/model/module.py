@@ -360,7 +360,8 @@ class SCMVPModule(nn.Module):
             rna_mean = rna_scale * batch["rna_library"].unsqueeze(-1)
             atac_rate = atac_scale * batch["atac_library"].unsqueeze(-1)
             rna_nll = -D.log_nb(batch["rna"], rna_mean, self.rna_theta()).sum(-1)
-            atac_nll = -D.log_zip(batch["atac"], atac_rate, atac_dropout).sum(-1)
+            atac_nll = -D.log_zip_sum_sparse(atac_rate, atac_dropout, batch["atac_row"], batch["atac_index"],
+                                             batch["atac_count"])
         zero = torch.zeros_like(kl)
         align, cycle = zero, zero
         if self.use_cycle:
