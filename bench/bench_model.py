@@ -1,10 +1,11 @@
 """scMVP training throughput and memory, and the peak memory of chunked imputation.
 
-    .venv/bin/python bench/bench_model.py [--cells 1000 10000 50000] [--epochs 2] [--impute-cells 10000]
-                                          [--impute-peaks 100000] [--threads 2] [--skip-impute]
+    .venv/bin/python bench/bench_model.py [--cells 1000 10000 50000] [--genes 2000] [--peaks 20000] [--epochs 2]
+                                          [--impute-cells 10000] [--impute-peaks 100000] [--threads 1 2]
+                                          [--skip-impute]
 
 Each measurement runs in its own process so that its peak RSS (ru_maxrss) is its own. Training data:
-random sparse counts (RNA 2,000 genes ~10% non-zero, ATAC 20,000 peaks ~3% non-zero); throughput is
+random sparse counts (RNA --genes ~10% non-zero, ATAC --peaks ~3% non-zero); throughput is
 cells x epochs / s of training (validation included). Imputation: 10k cells x 100k peaks written to a
 temporary imputed.h5mu in chunks (an untrained model: the memory does not depend on the weights).
 """
