@@ -17,12 +17,13 @@ Design choices worth knowing:
   expression value, with a per-gene slope for the values).
 * Prior: N(0, I) for `warmup_epochs`, then a GMM fitted (sklearn, diagonal) on the warm-up latent means, its
   variances widened by the mean posterior variance; pi, mu_c, log sigma_c^2 then learned by gradient of the
-  KL term only (p(c|z) enters the decoders' guidance detached, so reconstruction does not move the prior), and
-  (`gmm_em`) after every epoch one EM step on the aggregate posterior of the training cells (responsibilities
-  of the latent means; variances = spread of the means + mean posterior variance), after which AdamW's
-  moments of the prior's parameters are reset (they belonged to the overwritten values). Components left with
-  fewer than `gmm_min_fraction` of the cells are re-seeded by splitting the heaviest component: by gradient
-  alone components died one by one (sci-CAR: 1-3 of ~10 left, some seeds collapsed to one cluster).
+  KL term only (the decoders' guidance uses p(c|z) with the prior's parameters detached: reconstruction moves
+  z, not the prior), and (`gmm_em`) after every epoch one EM step on the aggregate posterior of the training
+  cells (responsibilities of the latent means; variances = spread of the means + mean posterior variance),
+  after which AdamW's moments of the prior's parameters are reset (they belonged to the overwritten values).
+  Components left with fewer than `gmm_min_fraction` of the cells are re-seeded by splitting the heaviest
+  component: by gradient alone components died one by one (sci-CAR: 1-3 of ~10 left, some seeds collapsed
+  to one cluster).
   `n_components: auto` = number of Leiden clusters (kNN graph, resolution 1) of the warm-up latent.
 * Optimisation: an epoch has at least `min_steps_per_epoch` steps (further shuffled passes over a small
   dataset), so the schedules counted in epochs (GMM warm-up, KL warm-up, cycle start) get enough optimizer

@@ -350,12 +350,14 @@ class SCMVPModule(nn.Module):
                 log_pi, mu_c, logvar_c = self.prior.params()
                 gamma = D.gmm_responsibilities(z, log_pi, mu_c, logvar_c)
                 kl = D.kl_gmm(mu, logvar, gamma, log_pi, mu_c, logvar_c)
+                # the decoders' p(c|z) sees the prior detached: reconstruction moves z towards the component
+                # that decodes it best but not the prior (the KL term trains it between the EM steps, which
+                # overwrite it); detaching gamma itself cost the sci-CAR-like example its C3/C4 split
+                guide = D.gmm_responsibilities(z, log_pi.detach(), mu_c.detach(), logvar_c.detach())
             else:
-                gamma = None
+                gamma = guide = None
                 kl = D.kl_normal_standard(mu, logvar)
-        # the guidance input is detached: reconstruction must not move the prior (only the KL term trains it
-        # between the EM steps, which overwrite its parameters)
-        rna_scale, atac_scale, atac_dropout = self.decode(z, None if gamma is None else gamma.detach())
+        rna_scale, atac_scale, atac_dropout = self.decode(z, guide)
         with fp32(z):
             rna_mean = rna_scale * batch["rna_library"].unsqueeze(-1)
             atac_rate = atac_scale * batch["atac_library"].unsqueeze(-1)
