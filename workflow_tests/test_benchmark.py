@@ -169,10 +169,13 @@ def test_benchmark_end_to_end_and_report(tiny_workflow):
     assert "depth_spearman_first_component" in lsi
 
     html = tiny_workflow.workdir / "report.html"
+    qc_figure = tiny_workflow.results / "tiny" / "qc" / "qc.png"
     snakemake(tiny_workflow.workdir, tiny_workflow.config,
-              targets=[str(p) for p in (scores, bars, umap)], extra=("--report", str(html)))
+              targets=[str(p) for p in (scores, bars, umap, qc_figure)], extra=("--report", str(html)))
     text = html.read_text(errors="replace")
-    for name in ("clustering.png", "umap.png", "clustering.tsv", "Clustering benchmark", "scMVP pipeline"):
+    # the QC page a facility sends: its figure and summary table, in their own section
+    for name in ("clustering.png", "umap.png", "clustering.tsv", "Clustering benchmark", "scMVP pipeline",
+                 "Quality control", "qc.png", "summary.tsv"):
         assert name in text, f"{name} missing from the report"
 
 
