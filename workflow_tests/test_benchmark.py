@@ -169,7 +169,7 @@ def test_benchmark_end_to_end_and_report(tiny_workflow):
     assert "depth_spearman_first_component" in lsi
 
     html = tiny_workflow.workdir / "report.html"
-    qc_figure = tiny_workflow.results / "tiny" / "qc" / "qc.png"
+    qc_figure = tiny_workflow.build("tiny/qc/qc.png")
     snakemake(tiny_workflow.workdir, tiny_workflow.config,
               targets=[str(p) for p in (scores, bars, umap, qc_figure)], extra=("--report", str(html)))
     text = html.read_text(errors="replace")
