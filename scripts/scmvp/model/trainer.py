@@ -100,9 +100,9 @@ def build_optimizer(module, cfg):
     gmm = module.gmm_parameters()
     if gmm:
         groups.append({"params": gmm, "name": "gmm"})
-    # fused AdamW: one kernel per parameter instead of a chain of elementwise ops (at 100k peaks the optimizer
-    # step over the dense peak weights was 31 % of a CPU training step; fused: 626 -> 504 ms per step)
-    return torch.optim.AdamW(groups, lr=cfg["lr"], weight_decay=cfg["weight_decay"], fused=True)
+    # Not fused: fused AdamW took a CPU step at 100k peaks from 626 to 504 ms, but its different rounding moved the
+    # example-scale test (3,000 cells, seed 0) from ARI >= 0.9 to 0.81; kept off until validated over seeds.
+    return torch.optim.AdamW(groups, lr=cfg["lr"], weight_decay=cfg["weight_decay"])
 
 
 class Trainer:
