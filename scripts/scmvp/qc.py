@@ -155,11 +155,7 @@ def mad_thresholds(table: pd.DataFrame, qc: QCConfig, has_mito: bool) -> pd.Data
     """
     from scipy.stats import median_abs_deviation
 
-    fixed = {
-        "rna_n_genes": (qc.min_genes_per_cell or None, qc.max_genes_per_cell),
-        "atac_n_peaks": (qc.min_peaks_per_cell or None, None),
-        "rna_mito_fraction": (None, qc.max_mito_fraction if has_mito else None),
-    }
+    fixed = _fixed_count_bounds(qc, has_mito)
     rows = []
     for _, _, column, logged in CELL_METRICS:
         values = table[column].to_numpy(dtype=np.float64)
@@ -298,13 +294,21 @@ def filter_cells_and_features(mdata, qc: QCConfig, path=None, max_rounds: int = 
     return report, cells, thresholds
 
 
+def _fixed_count_bounds(qc, has_mito):
+    """The config's fixed (low, high) bounds of the count metrics, None where there is none."""
+    return {
+        "rna_n_genes": (qc.min_genes_per_cell or None, qc.max_genes_per_cell),
+        "atac_n_peaks": (qc.min_peaks_per_cell or None, None),
+        "rna_mito_fraction": (None, qc.max_mito_fraction if has_mito else None),
+    }
+
+
 def _fixed_bounds(thresholds, side, qc, has_mito=True):
-    fixed = {
-        "low": {"rna_n_genes": qc.min_genes_per_cell or np.nan, "atac_n_peaks": qc.min_peaks_per_cell or np.nan},
-        "high": {"rna_n_genes": qc.max_genes_per_cell if qc.max_genes_per_cell is not None else np.nan,
-                 "rna_mito_fraction": qc.max_mito_fraction if has_mito else np.nan},
-    }[side]
-    return [fixed.get(metric, np.nan) for metric in thresholds["metric"]]
+    """One side of the fixed bounds, aligned with the thresholds' metrics (NaN = none)."""
+    fixed = _fixed_count_bounds(qc, has_mito)
+    index = 0 if side == "low" else 1
+    return [np.nan if fixed.get(metric, (None, None))[index] is None else fixed[metric][index]
+            for metric in thresholds["metric"]]
 
 
 def _feature_mask(adata, keep_cells, min_cells):

@@ -66,10 +66,13 @@ def cell_type_names(n_types: int) -> list[str]:
     return [f"C{i + 1}" for i in range(n_types - 2)] + list(TRAJECTORY_LABELS)
 
 
-def _barcodes(rng, n):
-    seen, out = set(), []
+def unique_barcodes(rng, n, taken=(), oversample=2, extra=8) -> list:
+    """``n`` distinct random 16-base 10x-style barcodes (``-1`` suffix), none of them in ``taken``, in draw order.
+
+    Draws ``oversample * missing + extra`` candidates per round (the numbers fix the random stream)."""
+    seen, out = set(taken), []
     while len(out) < n:
-        batch = rng.integers(0, 4, size=(2 * (n - len(out)) + 8, 16))
+        batch = rng.integers(0, 4, size=(oversample * (n - len(out)) + extra, 16))
         for row in batch:
             code = "".join(BARCODE_BASES[row]) + "-1"
             if code not in seen:
@@ -77,7 +80,11 @@ def _barcodes(rng, n):
                 out.append(code)
                 if len(out) == n:
                     break
-    return np.array(sorted(out))
+    return out
+
+
+def _barcodes(rng, n):
+    return np.array(sorted(unique_barcodes(rng, n)))
 
 
 # --------------------------------------------------------------------------------------------- genome

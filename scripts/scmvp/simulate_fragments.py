@@ -26,6 +26,8 @@ import os
 import numpy as np
 import pandas as pd
 
+from .simulate import unique_barcodes
+
 LOW_QUALITY_SHARE = 0.02
 NON_CELL_SHARE = 0.25
 PEAK_LENGTH_MIX = (0.55, 0.33, 0.12)
@@ -137,17 +139,7 @@ def simulate_fragments(sim, seed: int):
 
 
 def _other_barcodes(rng, n, taken):
-    bases = np.array(list("ACGT"))
-    out = []
-    while len(out) < n:
-        for row in rng.integers(0, 4, size=(n - len(out) + 4, 16)):
-            code = "".join(bases[row]) + "-1"
-            if code not in taken:
-                taken.add(code)
-                out.append(code)
-                if len(out) == n:
-                    break
-    return np.array(out, dtype=object)
+    return np.array(unique_barcodes(rng, n, taken, oversample=1, extra=4), dtype=object)
 
 
 def write_fragments(fragments: pd.DataFrame, path, index_path, atomic, genome="synthetic"):
