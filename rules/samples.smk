@@ -27,8 +27,8 @@ rule ingest_samples:
         out("{ds}", "benchmarks", "ingest.tsv")
     wildcard_constraints:
         ds=dataset_pattern(SAMPLE_SHEET_DATASETS),
+    # the cre env: core + pybedtools and the bedtools binary
     conda:
-        # core + pybedtools and the bedtools binary
         "../envs/cre.yaml"
     threads: 1
     resources:
