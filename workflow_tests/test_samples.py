@@ -93,11 +93,16 @@ def test_labels_for_some_samples_only_is_an_error(two_samples):
     ("a\tnanopore\ta.h5mu\n", "row 2 (sample 'a'): unknown technology 'nanopore'"),
     ("a#1\th5mu\ta.h5mu\n", "row 2: sample name 'a#1' contains '#'"),
     ("a b\th5mu\ta.h5mu\n", "row 2 (sample 'a b'): sample: 'a b' does not match"),  # the schema's pattern
-], ids=["duplicate", "missing_path", "unknown_technology", "separator", "schema_pattern"])
+    ("a\th5mu\ta.h5mu\n", None),
+], ids=["duplicate", "missing_path", "unknown_technology", "separator", "schema_pattern", "reserved_covariate"])
 def test_sample_sheet_errors_name_the_file(tmp_path, rows, message):
     (tmp_path / "a.h5mu").write_text("")
     sheet = tmp_path / "samples.tsv"
-    sheet.write_text("sample\ttechnology\tpath\n" + rows)
+    if message is None:  # a covariate named like a column the join sets
+        sheet.write_text("sample\ttechnology\tpath\tbarcode\n" + rows.replace("\n", "\tx\n"))
+        message = "column 'barcode' cannot be a covariate"
+    else:
+        sheet.write_text("sample\ttechnology\tpath\n" + rows)
     with pytest.raises(InputError) as err:
         read_sample_sheet(sheet)
     assert str(err.value).startswith(f"{sheet}: ") and message in str(err.value), str(err.value)

@@ -18,6 +18,8 @@ from .errors import InputError
 SEPARATOR = "#"
 REQUIRED_COLUMNS = ("sample", "technology", "path")
 OPTIONAL_COLUMNS = ("labels", "label_column")
+# obs columns the join sets itself (a covariate may not take these names)
+RESERVED_OBS = ("barcode", "label")
 SCHEMA = os.path.normpath(os.path.join(os.path.dirname(__file__), "..", "..", "config", "schemas",
                                       "samples.schema.yaml"))
 
@@ -77,6 +79,10 @@ def read_sample_sheet(path, schema=SCHEMA) -> pd.DataFrame:
                     raise InputError(path, f"row {_row(i)} (sample {name!r}): {column} {value} does not exist"
                                            + ("" if value == resolved else f" (read as {resolved})"))
                 table.loc[table.index[i], column] = resolved
+    reserved = [c for c in covariate_columns(table) if c in RESERVED_OBS]
+    if reserved:
+        raise InputError(path, f"column {reserved[0]!r} cannot be a covariate: the joined cells' obs[{reserved[0]!r}] "
+                               f"is set by the pipeline ({', '.join(RESERVED_OBS)}); rename it")
     for column in covariate_columns(table):
         numbers = pd.to_numeric(table[column], errors="coerce")
         if numbers.notna().sum() == table[column].notna().sum():

@@ -18,8 +18,9 @@ Relative paths are read relative to the folder holding the sheet. :func:`read_sa
 barcodes unique as ``{sample}#{barcode}`` (ArchR's convention: unambiguous, since no 10x, SNARE, SHARE, sci-CAR
 or Paired-seq barcode holds a ``#``), matches genes across samples (intersection, by gene id when every sample
 has ids, else by name), merges the samples' peaks onto one peak set and joins the samples into one MuData
-following the ``ingested.h5mu`` contract, with ``obs["sample"]`` and the covariates on the MuData's obs and on
-each modality's obs.
+following the ``ingested.h5mu`` contract, with ``obs["sample"]`` (categorical, sheet order), ``obs["barcode"]``
+(the sample's own barcode), the covariates and ``obs["label"]`` on the MuData's obs and on each modality's obs.
+Other cell annotations a reader returns (sci-CAR's cell tables, ...) are not carried over.
 
 Peaks: every sample's peaks (each Cell Ranger ARC run calls its own) are pooled and merged with ``bedtools
 merge`` (overlapping and book-ended intervals become one); ``bedtools intersect`` maps each sample peak to the
@@ -40,12 +41,11 @@ import scipy.sparse as sp
 from .errors import InputError
 from .io import read_dataset, validate_ingested
 from .io.assemble import _build
+# the sheet itself: scmvp.sample_sheet (pandas only, read at parse time); re-exported here
 from .sample_sheet import (OPTIONAL_COLUMNS, REQUIRED_COLUMNS, SEPARATOR, _missing,  # noqa: F401
                            covariate_columns, read_sample_sheet, sheet_has_labels, sheet_records)
 
 log = logging.getLogger("scmvp.samples")
-
-# The sheet: scmvp.sample_sheet (pandas only, read at parse time); re-exported here.
 
 
 # --------------------------------------------------------------------------------------------- barcodes
@@ -190,11 +190,12 @@ def ingest_samples(table: pd.DataFrame, source="sample sheet") -> md.MuData:
     atac.X.sort_indices()
     for mod in (rna, atac):
         for column in obs.columns:
-            mod.obs[column] = obs[column].to_numpy() if column != "sample" else obs[column].copy()
+            mod.obs[column] = obs[column].to_numpy()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FutureWarning)
         joined = _build(rna, atac, obs)
-    joined.obs["sample"] = obs["sample"]
+    for frame in (joined.obs, joined["rna"].obs, joined["atac"].obs):
+        frame["sample"] = obs["sample"].to_numpy()  # categorical, categories in sheet order
     log.info("joined %d samples: %d cells (%s), %d genes, %d merged peaks", len(names), joined.n_obs,
              ", ".join(f"{k} {v}" for k, v in joined.obs["sample"].value_counts(sort=False).items()),
              joined["rna"].n_vars, joined["atac"].n_vars)

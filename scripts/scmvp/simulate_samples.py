@@ -23,6 +23,7 @@ peaks); its cells are split over ``n_samples`` libraries, and each library gets 
 Command line (the package is under scripts/)::
 
     PYTHONPATH=scripts python -m scmvp.simulate_samples OUTDIR [--n-samples 3] [--n-cells 1200] [--seed 0]
+        [--depths 1 0.75 0.5] [--batch-gene-fraction 0.1] [--batch-lfc 1.0]
 """
 from __future__ import annotations
 
@@ -216,9 +217,13 @@ def main(argv=None):
     parser.add_argument("--n-peaks", type=int, default=20000)
     parser.add_argument("--n-types", type=int, default=6)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--depths", type=float, nargs="+", help="per library (default 1 .. 0.5, evenly spaced)")
+    parser.add_argument("--batch-gene-fraction", type=float, default=0.1, help="genes shifted per library")
+    parser.add_argument("--batch-lfc", type=float, default=1.0, help="sd of the shifted genes' log fold change")
     args = parser.parse_args(argv)
     sim = simulate_samples(n_samples=args.n_samples, n_cells=args.n_cells, n_genes=args.n_genes,
-                           n_peaks=args.n_peaks, n_types=args.n_types, seed=args.seed)
+                           n_peaks=args.n_peaks, n_types=args.n_types, seed=args.seed, depths=args.depths,
+                           batch_gene_fraction=args.batch_gene_fraction, batch_lfc=args.batch_lfc)
     sheet = write_samples(sim, args.outdir)
     print(f"{sheet}: {len(sim.libraries)} libraries, "
           f"{', '.join(f'{lib.sample} {len(lib.barcodes)} cells / {len(lib.peaks)} peaks' for lib in sim.libraries)}"
