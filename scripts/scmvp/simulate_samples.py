@@ -23,7 +23,7 @@ peaks); its cells are split over ``n_samples`` libraries, and each library gets 
 Command line (the package is under scripts/)::
 
     PYTHONPATH=scripts python -m scmvp.simulate_samples OUTDIR [--n-samples 3] [--n-cells 1200] [--seed 0]
-        [--depths 1 0.75 0.5] [--batch-gene-fraction 0.1] [--batch-lfc 1.0]
+        [--depths 1 0.75 0.5] [--batch-gene-fraction 0.3] [--batch-lfc 1.0]
 """
 from __future__ import annotations
 
@@ -128,7 +128,7 @@ def _call_peaks(rng, peaks: pd.DataFrame, atac: sp.csr_matrix, shift, drop, spli
 
 
 def simulate_samples(n_samples=3, n_cells=1200, n_genes=2000, n_peaks=20000, n_types=6, n_chromosomes=5, seed=0,
-                     depths=None, batch_gene_fraction=0.1, batch_lfc=1.0, peak_shift=0.25, peak_drop=0.03,
+                     depths=None, batch_gene_fraction=0.3, batch_lfc=1.0, peak_shift=0.25, peak_drop=0.03,
                      peak_split=0.03, shared_barcodes=5, genome="synthetic") -> SimulatedSamples:
     """Simulate ``n_samples`` libraries of one experiment (see the module docstring). Same arguments -> same data."""
     if n_samples < 1:
@@ -218,7 +218,7 @@ def main(argv=None):
     parser.add_argument("--n-types", type=int, default=6)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--depths", type=float, nargs="+", help="per library (default 1 .. 0.5, evenly spaced)")
-    parser.add_argument("--batch-gene-fraction", type=float, default=0.1, help="genes shifted per library")
+    parser.add_argument("--batch-gene-fraction", type=float, default=0.3, help="genes shifted per library")
     parser.add_argument("--batch-lfc", type=float, default=1.0, help="sd of the shifted genes' log fold change")
     args = parser.parse_args(argv)
     sim = simulate_samples(n_samples=args.n_samples, n_cells=args.n_cells, n_genes=args.n_genes,
