@@ -33,6 +33,7 @@ validate(config, "config/schemas/config.schema.yaml")
 include: "rules/common.smk"
 include: "rules/simulate.smk"
 include: "rules/ingest.smk"
+include: "rules/samples.smk"
 include: "rules/preprocess.smk"
 include: "rules/model.smk"
 include: "rules/benchmark.smk"

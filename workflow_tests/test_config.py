@@ -58,7 +58,7 @@ def test_misspelled_dataset_key_gives_one_line_with_suggestion(tmp_path):
     assert code != 0
     lines = [line for line in output.splitlines() if line.startswith("config:")]
     assert lines == ["config: datasets.pbmc: unknown key 'lables' (allowed: technology, path, labels, label_column, "
-                     "genome, url, simulate, references, bulk_label_map, trajectory); did you mean 'labels'?"], output
+                     "genome, url, simulate, references, bulk_label_map, trajectory, samples); did you mean 'labels'?"], output
     assert_short(output)
 
 
@@ -90,7 +90,7 @@ def schema():
 @pytest.mark.parametrize("config, expected", [
     ({"datasets": {"pbmc": {"technology": "simulated", "lables": "x"}}},
      ["config: datasets.pbmc: unknown key 'lables' (allowed: technology, path, labels, label_column, genome, url, "
-      "simulate, references, bulk_label_map, trajectory); did you mean 'labels'?"]),
+      "simulate, references, bulk_label_map, trajectory, samples); did you mean 'labels'?"]),
     ({"datasets": {"pbmc": {"technology": "simulated"}}, "genome": "hg38"},
      ["config: unknown top-level key 'genome' (allowed: datasets, results, qc, model, benchmark, validation, cre); "
       "'genome' belongs in datasets.<name>"]),
