@@ -183,6 +183,11 @@ for _ds in SAMPLE_SHEET_DATASETS:
 def sample_sheet(ds):
     return SAMPLE_SHEETS[ds]
 
+
+def is_multi_library(ds):
+    """A sample sheet of more than one library: the integration metrics apply."""
+    return is_sample_sheet(ds) and len(sample_sheet(ds)) > 1
+
 # Each stage adds its per-dataset targets here when it joins `rule all`.
 STAGE_TARGETS = []
 

@@ -74,6 +74,42 @@ def clustering_bars(scores: pd.DataFrame, title: str = ""):
     return fig
 
 
+def integration_panels(scores: pd.DataFrame, title: str = ""):
+    """Left: each metric per method (batch mixing, then biology conservation); right: batch score vs bio score.
+
+    ``scores`` has the columns of integration.tsv. Returns the figure."""
+    from .integration import BATCH_COLUMNS, BIO_COLUMNS
+
+    metrics = [m for m in BATCH_COLUMNS + BIO_COLUMNS if scores[m].notna().any()]
+    methods = list(scores["method"])
+    colours = [METHOD_COLOURS.get(m, "#999999") for m in methods]
+    fig, (bars, scatter) = plt.subplots(1, 2, figsize=(4 + 0.55 * len(metrics) * max(1, len(methods)) / 2, 3.8),
+                                        gridspec_kw={"width_ratios": [2, 1]})
+    width = 0.8 / max(1, len(methods))
+    x = np.arange(len(metrics))
+    for i, (method, colour) in enumerate(zip(methods, colours)):
+        row = scores.iloc[i]
+        bars.bar(x - 0.4 + width * (i + 0.5), [row[m] for m in metrics], width, color=colour, edgecolor="black",
+                 linewidth=0.5, label=method)
+    bars.set_xticks(x, metrics, rotation=30, ha="right")
+    bars.set_ylim(0, 1.05)
+    bars.set_ylabel("score (1 = best)")
+    bars.axvline(len([m for m in metrics if m in BATCH_COLUMNS]) - 0.5, color="black", linewidth=0.6, ls="--")
+    bars.legend(fontsize=8, frameon=False, loc="upper left", bbox_to_anchor=(0, -0.3), ncol=min(4, len(methods)))
+    scatter.scatter(scores["batch_score"], scores["bio_score"], c=colours, edgecolor="black", s=60)
+    for _, row in scores.iterrows():
+        scatter.annotate(row["method"], (row["batch_score"], row["bio_score"]), fontsize=8, xytext=(4, 4),
+                         textcoords="offset points")
+    scatter.set_xlim(0, 1.05)
+    scatter.set_ylim(0, 1.05)
+    scatter.set_xlabel("batch mixing (mean)")
+    scatter.set_ylabel("biology conservation (mean)")
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
 def embedding_grid(coords: pd.DataFrame, colour: str, panel: str = "method", title: str = "",
                    x: str = "umap_1", y: str = "umap_2", max_columns: int = 4):
     """Scatter plots of 2-D coordinates, one panel per value of ``panel``, coloured by column ``colour``.
