@@ -44,6 +44,7 @@ SINGLE_INPUT_DATASETS = [ds for ds in DATASETS if ds not in SAMPLE_SHEET_DATASET
 
 wildcard_constraints:
     ds=dataset_pattern(DATASETS),
+    seed=r"\d+",
 
 
 def dataset(ds):
@@ -61,6 +62,44 @@ def is_simulated(ds):
 def out(ds, *parts):
     """Path of an output of dataset `ds` under the results folder."""
     return os.path.join(RESULTS, ds, *parts)
+
+
+def benchmark_seed_out(ds, seed, *parts):
+    """Path of an output of the benchmark's run with seed `seed` (benchmark.seeds) of dataset `ds`:
+    results/{ds}/benchmark/seeds/{seed}/..., the embeddings of every method and, for a seed other than
+    model.seed, the extra scMVP model trained with it."""
+    return out(ds, "benchmark", "seeds", str(seed), *parts)
+
+
+def seed_log(ds, seed, name):
+    """Log file of a rule run for one benchmark seed."""
+    return out(ds, "logs", "benchmark", "seeds", str(seed), name)
+
+
+def seed_benchmark(ds, seed, name):
+    """Snakemake benchmark file (time, memory) of a rule run for one benchmark seed."""
+    return out(ds, "benchmarks", "benchmark", "seeds", str(seed), name)
+
+
+def is_model_seed(seed):
+    """Whether benchmark seed `seed` is model.seed: its scMVP embedding is the main model's latent."""
+    return int(seed) == int(config["model"]["seed"])
+
+
+def scmvp_seed_latent(wildcards):
+    """scMVP's latent for one benchmark seed (input of embed_scmvp): imputed.h5mu (obsm X_scmvp) of the main
+    model when the seed is model.seed, else the latent of the extra model trained with that seed (train_seed)."""
+    if is_model_seed(wildcards.seed):
+        return out(wildcards.ds, "imputed.h5mu")
+    return benchmark_seed_out(wildcards.ds, wildcards.seed, "scmvp", "latent.tsv")
+
+
+def scmvp_seed_cost(wildcards):
+    """Snakemake benchmark files of the model rules behind one seed's scMVP latent (its seconds and memory):
+    train + impute for model.seed, train_seed (training + latent) for any other seed."""
+    if is_model_seed(wildcards.seed):
+        return [out(wildcards.ds, "benchmarks", name) for name in ("train.tsv", "impute.tsv")]
+    return [seed_benchmark(wildcards.ds, wildcards.seed, "train_scmvp.tsv")]
 
 
 def simulated_file(ds, key):

@@ -6,7 +6,8 @@
 rule integration_scores:
     input:
         data=out("{ds}", "preprocessed.h5mu"),
-        embeddings=[out("{ds}", "benchmark", "embeddings", f"{m}.tsv") for m in BENCHMARK_METHODS],
+        # the first benchmark seed's embeddings (as the UMAP grid)
+        embeddings=[benchmark_seed_out("{ds}", UMAP_SEED, "embeddings", f"{m}.tsv") for m in BENCHMARK_METHODS],
     output:
         scores=report(
             out("{ds}", "benchmark", "integration.tsv"),
