@@ -96,7 +96,7 @@ def schema():
       "'genome' belongs in datasets.<name>"]),
     ({"datasets": {"pbmc": {"technology": "simulated"}}, "benchmark": {"n_epochs": 3}},
      ["config: benchmark: unknown key 'n_epochs' (allowed: methods, scvi_epochs, mofa_factors, mofa_iterations, "
-      "n_neighbors, leiden_resolution, seed); 'n_epochs' belongs in model; did you mean 'scvi_epochs'?"]),
+      "n_neighbors, leiden_resolution, seeds, seed); 'n_epochs' belongs in model; did you mean 'scvi_epochs'?"]),
     ({"datasets": {"pbmc": {"technology": "simulated", "simulate": {"n_cell": 300}}}},
      ["config: datasets.pbmc.simulate: unknown key 'n_cell' (allowed: n_cells, n_genes, n_peaks, n_types, "
       "n_chromosomes, seed); did you mean 'n_cells'?"]),
