@@ -99,7 +99,7 @@ def schema():
       "n_neighbors, leiden_resolution, seeds, seed); 'n_epochs' belongs in model; did you mean 'scvi_epochs'?"]),
     ({"datasets": {"pbmc": {"technology": "simulated", "simulate": {"n_cell": 300}}}},
      ["config: datasets.pbmc.simulate: unknown key 'n_cell' (allowed: n_cells, n_genes, n_peaks, n_types, "
-      "n_chromosomes, seed); did you mean 'n_cells'?"]),
+      "n_chromosomes, seed, scenario, rna_umis, atac_fragments); did you mean 'n_cells'?"]),
     ({"datasets": {"mine": {"technology": "mtx"}}}, ["config: datasets.mine: 'path' is a required property"]),
     ({"datasets": {"mine": {"technology": "nanopore", "path": "x"}}},
      ["config: datasets.mine.technology: 'nanopore' is not one of [simulated, 10x_multiome, snare, share, scicar, "
