@@ -1,4 +1,6 @@
 # Stage: model. Train scMVP on the preprocessed paired data, then embed, cluster and impute every cell.
+# Batches: train reads model.batch_key's obs column of preprocessed.h5mu (null: `sample` when it has more than one
+# value); impute reads the column the model file names and model.impute_reference_batch.
 # GPU: `resources: gpu` is 1 when model.device is "cuda" (0 otherwise); the SLURM profile maps it to a
 # GPU request (e.g. --gres=gpu:1). Checkpoints (results/{ds}/scmvp/checkpoints/last.pt, one per epoch) are
 # not declared outputs, so Snakemake never deletes them: a killed `train` job resumes when rerun.
@@ -14,7 +16,8 @@ rule train:
     # (the benchmark's extra seeds, the baselines) when cores are short
     priority: 1
     params:
-        model=config["model"],
+        # every model key but the one that only the impute rule reads (changing it does not retrain)
+        model={key: value for key, value in config["model"].items() if key != "impute_reference_batch"},
         checkpoints=lambda wildcards: out(wildcards.ds, "scmvp", "checkpoints"),
     log:
         out("{ds}", "logs", "train.log"),
@@ -69,6 +72,8 @@ rule impute:
     params:
         device=config["model"]["device"],
         chunk_size=config["model"]["impute_chunk_size"],
+        # decode every cell in this batch (null: each in its own); the batches come from the model file
+        reference_batch=config["model"].get("impute_reference_batch"),
         # the latent's UMAP and Leiden clusters, written into imputed.h5mu
         n_neighbors=config["benchmark"]["n_neighbors"],
         leiden_resolution=config["benchmark"]["leiden_resolution"],

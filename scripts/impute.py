@@ -26,7 +26,11 @@ def main(smk):
     path = require_file(smk.input.mdata, "preprocessed MuData")
     mdata = mudata.read_h5mu(path)
     model = SCMVP.load(smk.input.model, mdata, device=smk.params.device, path_of_data=path)
+    if model.batch_categories is not None:
+        log.info("batches (obs['%s']): %s; imputed in %s", model.batch_key, ", ".join(model.batch_categories),
+                 smk.params.reference_batch or "each cell's own batch")
     write_imputed(model, mdata, smk.output.mdata, chunk_size=smk.params.chunk_size,
+                  reference_batch=smk.params.reference_batch,
                   annotate=lambda m: add_umap_and_leiden(m, smk.params.n_neighbors, smk.params.leiden_resolution,
                                                          smk.params.seed))
 

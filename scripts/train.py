@@ -17,8 +17,10 @@ def main(smk):
     mdata = mudata.read_h5mu(path)
     config = dict(smk.params.model, threads=smk.threads)
     model = SCMVP.from_mudata(mdata, config, path=path)
-    log.info("scMVP on %d cells, %d genes, %d peaks, device %s, %d parameters", model.data.n_cells,
-             model.data.n_genes, model.data.n_peaks, model.device, model.n_parameters())
+    log.info("scMVP on %d cells, %d genes, %d peaks, %s, device %s, %d parameters", model.data.n_cells,
+             model.data.n_genes, model.data.n_peaks,
+             f"{model.n_batches} batches (obs['{model.batch_key}'])" if model.n_batches else "no batches",
+             model.device, model.n_parameters())
     # per-epoch progress goes through logging (the rule log and stderr, so SLURM job logs show it too)
     history = model.train(checkpoint_dir=smk.params.checkpoints, progress=False)
     write_tsv(history, smk.output.history)

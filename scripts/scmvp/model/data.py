@@ -53,10 +53,11 @@ def _as_csr(matrix, path, what):
 
 
 class PairedData:
-    """RNA and ATAC counts of the same cells; ATAC columns stored in genome order."""
+    """RNA and ATAC counts of the same cells; ATAC columns stored in genome order; optionally the integer batch
+    code of every cell (`batch_codes`, 0 .. n_batches - 1), added to each minibatch as ``batch``."""
 
     def __init__(self, rna_counts, atac_counts, atac_var: pd.DataFrame, n_tokens: int, path=None,
-                 peak_order=None, idf=None):
+                 peak_order=None, idf=None, batch_codes=None):
         self.rna = _as_csr(rna_counts, path, "rna counts")
         atac = _as_csr(atac_counts, path, "atac counts")
         if self.rna.shape[0] != atac.shape[0]:
@@ -76,6 +77,13 @@ class PairedData:
             cells_with_peak = np.bincount(self.atac.indices, minlength=self.n_peaks)
             idf = np.log1p(self.n_cells / (1.0 + cells_with_peak))
         self.idf = np.asarray(idf, dtype=np.float32)
+        self.batch_codes = None
+        if batch_codes is not None:
+            codes = np.asarray(batch_codes, dtype=np.int64)
+            if codes.shape != (self.n_cells,) or (codes < 0).any():
+                raise InputError(path, f"batch codes: {codes.shape[0] if codes.ndim else 0} non-negative codes "
+                                       f"needed, one per cell ({self.n_cells} cells)")
+            self.batch_codes = codes
 
     def batch(self, idx, device, dense_atac: bool = False) -> dict:
         """Tensors of cells `idx`: dense RNA counts; sparse ATAC: TF-IDF values for the encoders, raw counts
@@ -105,6 +113,8 @@ class PairedData:
             "atac_cell_offsets": torch.from_numpy(atac.indptr[:-1].astype(np.int64)).to(device),
             "atac_token_offsets": torch.from_numpy(token_offsets).to(device),
         }
+        if self.batch_codes is not None:
+            out["batch"] = torch.from_numpy(self.batch_codes[idx]).to(device)
         if dense_atac:
             out["atac"] = torch.from_numpy(atac.toarray()).to(device)
         return out

@@ -3,6 +3,8 @@
 The imputed layers are dense (cells x genes, cells x peaks, float32) HDF5 datasets filled chunk by chunk
 (`impute_chunk_size` cells at a time) straight into the output file, so at most one chunk of imputed values
 is in memory; the file is a regular AnnData/MuData encoding ("array" datasets) that mudata reads back.
+A model trained with batches imputes each cell in its own batch, or every cell in `reference_batch`
+(`model.impute_reference_batch`); ``uns["scmvp"]`` records which (batch_key, batches, imputed_in).
 """
 from __future__ import annotations
 
@@ -12,6 +14,7 @@ import h5py
 import numpy as np
 import pandas as pd
 
+from ..errors import InputError
 from ..rule import atomic_path
 
 log = logging.getLogger("scmvp.model")
@@ -29,18 +32,27 @@ def _dense_dataset(group, name, shape, chunk_rows):
     return ds
 
 
-def write_imputed(model, mdata, path, chunk_size=None, annotate=None):
+def write_imputed(model, mdata, path, chunk_size=None, annotate=None, reference_batch=None):
     """Add X_scmvp / scmvp_cluster to `mdata`, write it to `path` with the imputed layers, atomically.
 
     ``annotate(mdata)``, when given, runs once X_scmvp is set and before the file is written (the rule adds the
-    latent's UMAP and Leiden clusters there).
+    latent's UMAP and Leiden clusters there). ``reference_batch``: decode every cell in this batch (None: in
+    its own).
     """
     chunk_size = chunk_size or model.config["impute_chunk_size"]
+    if reference_batch is not None:                # an unknown batch fails before anything is computed
+        try:
+            model.batch_code(reference_batch)
+        except InputError as err:
+            raise InputError(None, f"model.impute_reference_batch: {err.problem}") from None
     latent = model.get_latent(chunk_size=chunk_size)
     clusters = model.get_clusters(latent)
     mdata.obsm["X_scmvp"] = latent.astype(np.float32)
     mdata.obs["scmvp_cluster"] = pd.Categorical([str(c) for c in clusters],
                                                 categories=[str(c) for c in np.unique(clusters)])
+    if model.batch_categories is not None:
+        mdata.uns["scmvp"] = {"batch_key": str(model.batch_key), "batches": list(model.batch_categories),
+                              "imputed_in": "own batch" if reference_batch is None else str(reference_batch)}
     if annotate is not None:
         annotate(mdata)
     rna, atac = mdata.mod["rna"], mdata.mod["atac"]
@@ -55,7 +67,7 @@ def write_imputed(model, mdata, path, chunk_size=None, annotate=None):
             rna_ds = _dense_dataset(h5["mod/rna/layers"], "imputed", (rna.n_obs, rna.n_vars), chunk_size)
             atac_ds = _dense_dataset(h5["mod/atac/layers"], "imputed", (atac.n_obs, atac.n_vars), chunk_size)
             full_genes = len(gene_columns) == rna.n_vars and np.array_equal(gene_columns, np.arange(rna.n_vars))
-            for idx, rna_imp, atac_imp in model.impute_chunks(chunk_size):
+            for idx, rna_imp, atac_imp in model.impute_chunks(chunk_size, reference_batch=reference_batch):
                 rows = slice(int(idx[0]), int(idx[-1]) + 1)
                 if full_genes:
                     rna_ds[rows] = rna_imp

@@ -207,10 +207,12 @@ class ClusterGuidance(nn.Module):
 
 
 class Decoder(nn.Module):
-    def __init__(self, n_latent, n_hidden, n_out, zero_inflated):
+    """z (+ the batch one-hot, `n_batches` > 0) -> hidden (+ cluster guidance) -> softmax scale (+ ZIP dropout)."""
+
+    def __init__(self, n_latent, n_hidden, n_out, zero_inflated, n_batches=0):
         super().__init__()
         self.n_hidden = n_hidden
-        self.hidden = nn.Sequential(nn.Linear(n_latent, n_hidden), nn.LayerNorm(n_hidden), nn.GELU())
+        self.hidden = nn.Sequential(nn.Linear(n_latent + n_batches, n_hidden), nn.LayerNorm(n_hidden), nn.GELU())
         self.guidance = None     # attached with the GMM prior (its size is the number of components)
         self.scale = nn.Linear(n_hidden, n_out)
         if zero_inflated:
@@ -220,8 +222,8 @@ class Decoder(nn.Module):
             self.dropout_cell = nn.Linear(n_hidden, 1)
         self.zero_inflated = zero_inflated
 
-    def forward(self, z, gamma=None):
-        h = self.hidden(z)
+    def forward(self, z, gamma=None, batch_onehot=None):
+        h = self.hidden(z if batch_onehot is None else torch.cat([z, batch_onehot], dim=-1))
         if self.guidance is not None and gamma is not None:
             h = self.guidance(h, gamma)
         with fp32(h):
@@ -254,36 +256,47 @@ class GMMPrior(nn.Module):
 
 
 class SCMVPModule(nn.Module):
-    """q(z | x, y), p(x | z) NB, p(y | z) ZIP, GMM prior, single-modality encoders for the cycle loss."""
+    """q(z | x, y), p(x | z) NB, p(y | z) ZIP, GMM prior, single-modality encoders for the cycle loss.
+
+    Batches (`n_batches` > 0), as scVI conditions on them: the batch one-hot is concatenated to the input of both
+    decoders, so p(x | z, s) and p(y | z, s) carry the library effect and z need not; with `encode_batch` also to
+    the joint encoder's input (after the two modality encoders) and to the single-modality posterior heads,
+    q(z | x, y, s). The GMM prior and the cluster guidance do not see the batch. `n_batches` = 0 builds exactly
+    the network without batches (same parameters, same random initialisation).
+    """
 
     def __init__(self, n_genes, n_peaks, n_latent=20, n_hidden=128, n_components=1, n_tokens=64, n_heads=4,
                  n_transformer_layers=2, top_genes_attended=256, attention_dim=64, prior="gmm", rna_encoder="attention",
-                 atac_encoder="attention", cycle=True, cluster_guidance=True, atac_weight=1.0, dropout=0.1):
+                 atac_encoder="attention", cycle=True, cluster_guidance=True, atac_weight=1.0, dropout=0.1,
+                 n_batches=0, encode_batch=False):
         super().__init__()
         self.prior_kind, self.use_cycle, self.cluster_guidance = prior, cycle, cluster_guidance
         self.atac_weight = float(atac_weight)
         self.n_latent = n_latent
         self.n_components = None
+        self.n_batches = int(n_batches)
+        self.encode_batch = bool(encode_batch) and self.n_batches > 0
+        n_enc_batches = self.n_batches if self.encode_batch else 0
         self.rna_encoder = (RNAMaskAttentionEncoder(n_genes, attention_dim, n_heads, top_genes_attended, n_hidden,
                                                     dropout)
                             if rna_encoder == "attention" else RNAMLPEncoder(n_genes, n_hidden, n_hidden, dropout))
         self.atac_encoder = (ATACTransformerEncoder(n_peaks, n_tokens, attention_dim, n_heads, n_transformer_layers,
                                                     n_hidden, dropout)
                              if atac_encoder == "attention" else ATACMLPEncoder(n_peaks, n_hidden, n_hidden, dropout))
-        self.joint = nn.Sequential(nn.Linear(2 * n_hidden, n_hidden), nn.LayerNorm(n_hidden), nn.GELU(),
+        self.joint = nn.Sequential(nn.Linear(2 * n_hidden + n_enc_batches, n_hidden), nn.LayerNorm(n_hidden), nn.GELU(),
                                    nn.Dropout(dropout))
         self.posterior = GaussianHead(n_hidden, n_latent)
-        self.rna_decoder = Decoder(n_latent, n_hidden, n_genes, zero_inflated=False)
-        self.atac_decoder = Decoder(n_latent, n_hidden, n_peaks, zero_inflated=True)
+        self.rna_decoder = Decoder(n_latent, n_hidden, n_genes, zero_inflated=False, n_batches=self.n_batches)
+        self.atac_decoder = Decoder(n_latent, n_hidden, n_peaks, zero_inflated=True, n_batches=self.n_batches)
         self.rna_log_theta = nn.Parameter(torch.zeros(n_genes))
         self.prior = None         # the GMM prior, attached after the warm-up (N(0, I) until then)
         if prior == "gmm" and n_components:
             self.attach_gmm(n_components)
         if cycle:
             self.rna_only = nn.Sequential(RNAMLPEncoder(n_genes, n_hidden, n_hidden, dropout), nn.GELU(),
-                                          GaussianHead(n_hidden, n_latent))
+                                          GaussianHead(n_hidden + n_enc_batches, n_latent))
             self.atac_only = nn.Sequential(ATACMLPEncoder(n_peaks, attention_dim, n_hidden, dropout), nn.GELU(),
-                                           GaussianHead(n_hidden, n_latent))
+                                           GaussianHead(n_hidden + n_enc_batches, n_latent))
 
     def attach_gmm(self, n_components):
         """Create the GMM prior (and the cluster guidance of the decoders); returns the new parameters."""
@@ -309,22 +322,43 @@ class SCMVPModule(nn.Module):
         gmm = {id(p) for p in self.gmm_parameters()}
         return [p for p in self.parameters() if id(p) not in gmm]
 
+    # -- batches ----------------------------------------------------------------------------------------
+    def batch_onehot(self, batch_index):
+        """One-hot (float32) of integer batch codes; None without batches."""
+        if self.n_batches == 0:
+            return None
+        if batch_index is None:
+            raise ValueError("the model was built with batches: every minibatch needs its cells' batch codes")
+        return F.one_hot(batch_index.long(), self.n_batches).float()
+
+    def _encoder_onehot(self, batch_index):
+        return self.batch_onehot(batch_index) if self.encode_batch else None
+
+    @staticmethod
+    def _with(h, onehot):
+        return h if onehot is None else torch.cat([h, onehot.to(h.dtype)], dim=-1)
+
     # -- encoders ---------------------------------------------------------------------------------------
     def encode(self, batch):
         h = torch.cat([self.rna_encoder(batch), self.atac_encoder(batch)], dim=-1)
+        h = self._with(h, self._encoder_onehot(batch.get("batch")))
         mu, logvar = self.posterior(self.joint(h))
         return mu.float(), logvar.float()
 
-    def encode_rna_only(self, batch=None, expr=None):
+    def encode_rna_only(self, batch=None, expr=None, batch_index=None):
         enc, act, head = self.rna_only
         h = enc(batch) if expr is None else enc.forward_dense(expr)
-        mu, logvar = head(act(h))
+        if batch_index is None and batch is not None:
+            batch_index = batch.get("batch")
+        mu, logvar = head(self._with(act(h), self._encoder_onehot(batch_index)))
         return mu.float(), logvar.float()
 
-    def encode_atac_only(self, batch=None, values=None):
+    def encode_atac_only(self, batch=None, values=None, batch_index=None):
         enc, act, head = self.atac_only
         h = enc(batch) if values is None else enc.forward_dense(values)
-        mu, logvar = head(act(h))
+        if batch_index is None and batch is not None:
+            batch_index = batch.get("batch")
+        mu, logvar = head(self._with(act(h), self._encoder_onehot(batch_index)))
         return mu.float(), logvar.float()
 
     def rna_theta(self):
@@ -334,9 +368,12 @@ class SCMVPModule(nn.Module):
     def gamma(self, z):
         return self.prior.responsibilities(z) if self.prior is not None else None
 
-    def decode(self, z, gamma=None):
-        rna_scale, _ = self.rna_decoder(z, gamma)
-        atac_scale, atac_dropout = self.atac_decoder(z, gamma)
+    def decode(self, z, gamma=None, batch_index=None):
+        """Decoded RNA scale, ATAC scale and ZIP dropout logits of z in batches `batch_index` (integer codes;
+        ignored without batches)."""
+        onehot = self.batch_onehot(batch_index)
+        rna_scale, _ = self.rna_decoder(z, gamma, onehot)
+        atac_scale, atac_dropout = self.atac_decoder(z, gamma, onehot)
         return rna_scale, atac_scale, atac_dropout
 
     # -- objective --------------------------------------------------------------------------------------
@@ -357,7 +394,8 @@ class SCMVPModule(nn.Module):
             else:
                 gamma = guide = None
                 kl = D.kl_normal_standard(mu, logvar)
-        rna_scale, atac_scale, atac_dropout = self.decode(z, guide)
+        batch_index = batch.get("batch")
+        rna_scale, atac_scale, atac_dropout = self.decode(z, guide, batch_index)
         with fp32(z):
             rna_mean = rna_scale * batch["rna_library"].unsqueeze(-1)
             atac_rate = atac_scale * batch["atac_library"].unsqueeze(-1)
@@ -374,8 +412,9 @@ class SCMVPModule(nn.Module):
             if use_cycle:
                 expr_hat = torch.log1p(rna_scale * RNA_SCALE)
                 atac_values = _tfidf_dense(zip_mean_of(atac_scale, atac_dropout, batch["atac_library"]), idf)
-                cycle = (D.kl_normal_normal(mu, logvar, *self.encode_rna_only(expr=expr_hat))
-                         + D.kl_normal_normal(mu, logvar, *self.encode_atac_only(values=atac_values)))
+                cycle = (D.kl_normal_normal(mu, logvar, *self.encode_rna_only(expr=expr_hat, batch_index=batch_index))
+                         + D.kl_normal_normal(mu, logvar, *self.encode_atac_only(values=atac_values,
+                                                                                 batch_index=batch_index)))
         total = rna_nll + self.atac_weight * atac_nll + beta * kl + align + cycle
         terms = {"rna_nll": rna_nll, "atac_nll": atac_nll, "kl": kl, "align": align, "cycle": cycle,
                  "total": total}

@@ -38,6 +38,62 @@ def model_config(overrides: dict | None = None) -> dict:
     return cfg
 
 
+# model.batch_key = null: this obs column, when it has more than one value (the sample sheet's column)
+DEFAULT_BATCH_COLUMN = "sample"
+_FROM_CONFIG = object()
+
+
+def _obs_tables(mdata):
+    """The obs tables a batch column is looked up in, in order: the MuData's, rna's, atac's."""
+    tables = [("obs", mdata.obs)]
+    tables += [(f"{mod}.obs", mdata.mod[mod].obs) for mod in ("rna", "atac") if mod in mdata.mod]
+    return tables
+
+
+def obs_column(mdata, key):
+    """Values (str) of obs column `key` per cell, from the first obs table holding it; None when none does."""
+    for _, table in _obs_tables(mdata):
+        if key in table.columns:
+            values = table[key]
+            if values.isna().any():
+                return values.astype(object).where(values.notna(), None).to_numpy()
+            return values.astype(str).to_numpy()
+    return None
+
+
+def obs_columns(mdata) -> list[str]:
+    return sorted({str(c) for _, table in _obs_tables(mdata) for c in table.columns})
+
+
+def resolve_batch_key(mdata, batch_key, path=None):
+    """The obs column holding the batches, or None (no batches).
+
+    `batch_key` null: `sample` when that column exists with more than one value, else None. A named column
+    must exist (InputError naming the file and the columns there are)."""
+    if batch_key is None:
+        values = obs_column(mdata, DEFAULT_BATCH_COLUMN)
+        if values is None or len(set(values)) < 2:
+            return None
+        return DEFAULT_BATCH_COLUMN
+    if obs_column(mdata, batch_key) is None:
+        raise InputError(path, f"model.batch_key '{batch_key}' is not a column of obs, rna.obs or atac.obs "
+                               f"(columns: {', '.join(obs_columns(mdata)) or 'none'})")
+    return batch_key
+
+
+def batch_labels(mdata, batch_key, path=None):
+    """Batch label (str) of every cell from obs column `batch_key`; InputError for a missing column or cells
+    without a value."""
+    values = obs_column(mdata, batch_key)
+    if values is None:
+        raise InputError(path, f"batch column '{batch_key}' is not a column of obs, rna.obs or atac.obs "
+                               f"(columns: {', '.join(obs_columns(mdata)) or 'none'})")
+    missing = np.array([v is None for v in values])
+    if missing.any():
+        raise InputError(path, f"{int(missing.sum())} cells have no value in the batch column '{batch_key}'")
+    return np.asarray(values, dtype=str)
+
+
 def _layer(mod, name, path, what):
     if name in mod.layers:
         return mod.layers[name]
@@ -50,19 +106,55 @@ class SCMVP:
     >>> model = SCMVP.from_mudata(mdata, {"n_epochs": 30})
     >>> model.train(checkpoint_dir="ckpt")
     >>> latent = model.get_latent()
+
+    Batches (libraries, samples): `batch` gives each cell's batch label (strings; None = no batches);
+    `batch_categories` fixes the known batches and their order (a loaded model's), else the sorted labels. With
+    two or more batches the decoders (and with `encode_batch` the encoders) get the batch one-hot; with one the
+    model is the one without batches.
     """
 
     def __init__(self, rna_counts, atac_counts, atac_var: pd.DataFrame, config: dict | None = None,
-                 gene_names=None, peak_names=None, path=None):
+                 gene_names=None, peak_names=None, path=None, batch=None, batch_categories=None, batch_key=None):
         self.config = model_config(config)
         self.device = resolve_device(self.config["device"])
         self.autocast_dtype = resolve_precision(self.config["precision"], self.device)
         torch.set_num_threads(int(self.config["threads"]))
-        self.data = PairedData(rna_counts, atac_counts, atac_var, self.config["n_tokens"], path=path)
+        self.batch_key = batch_key
+        self.batch_categories, codes = self._batch_codes(batch, batch_categories, path)
+        self.data = PairedData(rna_counts, atac_counts, atac_var, self.config["n_tokens"], path=path,
+                               batch_codes=codes)
         self.gene_names = None if gene_names is None else [str(g) for g in gene_names]
         self.peak_names = None if peak_names is None else [str(p) for p in peak_names]
         self.history = None
         self._build_module()
+
+    def _batch_codes(self, batch, categories, path):
+        """(categories, integer code per cell), or (None, None) without batch labels."""
+        if batch is None:
+            if categories is not None:
+                raise InputError(path, f"the model knows the batches {list(categories)} but no batch labels "
+                                       f"were given for the cells")
+            return None, None
+        labels = np.asarray(batch).astype(str)
+        if labels.ndim != 1:
+            raise InputError(path, "batch labels: one label per cell expected")
+        if categories is None:
+            categories = sorted(set(labels.tolist()))
+        categories = [str(c) for c in categories]
+        index = pd.Index(categories)
+        codes = index.get_indexer(labels)
+        if (codes < 0).any():
+            unknown = sorted(set(labels[codes < 0].tolist()))
+            where = f" (obs['{self.batch_key}'])" if self.batch_key else ""
+            raise InputError(path, f"{int((codes < 0).sum())} cells belong to batch(es) {unknown}{where} that the "
+                                   f"model does not know (its batches: {categories})")
+        return categories, codes.astype(np.int64)
+
+    @property
+    def n_batches(self) -> int:
+        """Batches the network is conditioned on (0: none; a single batch is no batch)."""
+        n = len(self.batch_categories or ())
+        return n if n > 1 else 0
 
     def _build_module(self):
         cfg = self.config
@@ -74,11 +166,16 @@ class SCMVP:
             attention_dim=cfg["attention_dim"],
             prior=cfg["prior"], rna_encoder=cfg["rna_encoder"], atac_encoder=cfg["atac_encoder"],
             cycle=cfg["cycle"], cluster_guidance=cfg["cluster_guidance"],
-            atac_weight=cfg["atac_weight"]).to(self.device)
+            atac_weight=cfg["atac_weight"], n_batches=self.n_batches,
+            encode_batch=cfg["encode_batch"]).to(self.device)
 
     @classmethod
-    def from_mudata(cls, mdata, config: dict | None = None, path=None):
-        """From the `preprocessed.h5mu` contract: rna/atac layers['counts'], atac.var chrom/start/end."""
+    def from_mudata(cls, mdata, config: dict | None = None, path=None, batch_key=_FROM_CONFIG,
+                    batch_categories=None):
+        """From the `preprocessed.h5mu` contract: rna/atac layers['counts'], atac.var chrom/start/end.
+
+        Batches from the obs column `batch_key` (by default `model.batch_key`, resolved by
+        :func:`resolve_batch_key`; None = no batches)."""
         for mod in ("rna", "atac"):
             if mod not in mdata.mod:
                 raise InputError(path, f"modality '{mod}' is missing")
@@ -93,8 +190,14 @@ class SCMVP:
                 raise InputError(path, "rna.var['highly_variable'] is missing (model.use_highly_variable)")
             keep = rna.var["highly_variable"].to_numpy(bool)
             rna_counts, gene_names = rna_counts[:, keep], gene_names[keep]
+        key = resolve_batch_key(mdata, cfg["batch_key"], path) if batch_key is _FROM_CONFIG else batch_key
+        labels = None if key is None else batch_labels(mdata, key, path)
+        if key is not None:
+            counts = pd.Series(labels).value_counts(sort=False)
+            log.info("batches from obs['%s']: %s", key, ", ".join(f"{k} {v}" for k, v in counts.items()))
         return cls(rna_counts, _layer(atac, "counts", path, "atac"), atac.var, cfg, gene_names=gene_names,
-                   peak_names=atac.var_names, path=path)
+                   peak_names=atac.var_names, path=path, batch=labels, batch_categories=batch_categories,
+                   batch_key=key)
 
     def autocast(self):
         if self.autocast_dtype is None:
@@ -143,23 +246,38 @@ class SCMVP:
         probs = self.get_cluster_probabilities(latent)
         return np.zeros(self.data.n_cells, np.int64) if probs is None else probs.argmax(1)
 
+    def batch_code(self, name) -> int:
+        """Integer code of batch `name` (InputError when the model does not know it)."""
+        if self.batch_categories is None or str(name) not in self.batch_categories:
+            known = self.batch_categories or []
+            raise InputError(None, f"unknown reference batch '{name}': the model was trained "
+                                   + (f"on the batches {known}" if known else "without batches"))
+        return self.batch_categories.index(str(name))
+
     @torch.no_grad()
-    def impute_chunks(self, chunk_size=None, rna_library=RNA_SCALE, atac_library=None):
+    def impute_chunks(self, chunk_size=None, rna_library=RNA_SCALE, atac_library=None, reference_batch=None,
+                      cells=None):
         """Yield (cell indices, imputed RNA, imputed ATAC) chunk by chunk.
 
         RNA: NB means at a common library size `rna_library` (default 1e4). ATAC: the probability that a
         peak is accessible, P(y > 0) of the ZIP, at the median ATAC library size; columns in the input's
-        peak order.
+        peak order. `reference_batch` (a batch name): every cell is encoded with its own batch but decoded as if
+        it came from that batch; None = its own batch. `cells`: these cells only (default all).
         """
         self.module.eval()
         if atac_library is None:
             atac_library = float(np.median(self.data.atac_library))
+        reference = None if reference_batch is None else self.batch_code(reference_batch)
         inverse = np.argsort(self.data.peak_order)
-        for idx in self._chunks(None, chunk_size):
+        for idx in self._chunks(cells, chunk_size):
             with self.autocast():
-                mu, _ = self.module.encode(self.data.batch(idx, self.device, dense_atac=False))
+                batch = self.data.batch(idx, self.device, dense_atac=False)
+                mu, _ = self.module.encode(batch)
                 gamma = self.module.gamma(mu)
-                rna_scale, atac_scale, atac_dropout = self.module.decode(mu, gamma)
+                codes = batch.get("batch")
+                if codes is not None and reference is not None:
+                    codes = torch.full_like(codes, reference)
+                rna_scale, atac_scale, atac_dropout = self.module.decode(mu, gamma, codes)
             rna = (rna_scale * rna_library).float().cpu().numpy()
             atac = D.zip_prob_nonzero(atac_scale * atac_library, atac_dropout).float().cpu().numpy()
             yield idx, rna, atac[:, inverse]
@@ -171,13 +289,15 @@ class SCMVP:
         payload = {"config": self.config, "module": self.module.state_dict(),
                    "n_components": self.module.n_components, "gene_names": self.gene_names,
                    "peak_names": self.peak_names, "peak_order": self.data.peak_order, "idf": self.data.idf,
+                   "batch_key": self.batch_key, "batch_categories": self.batch_categories,
                    "history": None if self.history is None else self.history.to_dict("list")}
         with atomic_path(path) as tmp:
             torch.save(payload, tmp)
 
     @classmethod
     def load(cls, path, mdata, device=None, path_of_data=None):
-        """A trained model on the cells of `mdata` (the same genes/peaks it was trained on)."""
+        """A trained model on the cells of `mdata` (the same genes/peaks it was trained on; with batches, its
+        cells' batches read from the obs column the model was trained with, each one the model knows)."""
         payload = torch.load(path, map_location="cpu", weights_only=False)
         cfg = dict(payload["config"])
         unknown = sorted(set(cfg) - set(model_defaults()))
@@ -186,7 +306,10 @@ class SCMVP:
                                    f"{unknown} are unknown here): train it again (delete {path})")
         if device is not None:
             cfg["device"] = device
-        model = cls.from_mudata(mdata, cfg, path=path_of_data)
+        categories = payload.get("batch_categories")
+        model = cls.from_mudata(mdata, cfg, path=path_of_data,
+                                batch_key=payload.get("batch_key") if categories else None,
+                                batch_categories=categories)
         if payload["gene_names"] is not None and model.gene_names != payload["gene_names"]:
             raise InputError(path_of_data, f"genes differ from those the model {path} was trained on")
         if payload["peak_names"] is not None and model.peak_names != payload["peak_names"]:

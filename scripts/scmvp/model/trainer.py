@@ -19,7 +19,7 @@ log = logging.getLogger("scmvp.model")
 TERMS = ("rna_nll", "atac_nll", "kl", "align", "cycle", "total")
 CHECKPOINT = "last.pt"
 # config keys that do not change the numbers (so a resume with a different value is still a resume)
-NOT_AFFECTING_RESULTS = {"device", "threads", "impute_chunk_size"}
+NOT_AFFECTING_RESULTS = {"device", "threads", "impute_chunk_size", "impute_reference_batch"}
 
 
 def resolve_device(name: str) -> torch.device:
@@ -53,6 +53,8 @@ def fingerprint(cfg: dict, data) -> str:
     key = {k: v for k, v in sorted(cfg.items()) if k not in NOT_AFFECTING_RESULTS}
     key["data"] = [int(data.n_cells), int(data.n_genes), int(data.n_peaks), float(data.rna_library.sum()),
                    float(data.atac_library.sum())]
+    if getattr(data, "batch_codes", None) is not None:        # no key without batches: fingerprints unchanged
+        key["batches"] = hashlib.sha256(np.ascontiguousarray(data.batch_codes).tobytes()).hexdigest()[:16]
     return hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
