@@ -45,6 +45,13 @@ Design choices worth knowing:
   layers only; the posterior heads, the decoders' output layers and every likelihood/KL term run in float32
   (autocast off), so X_scmvp and the imputed values are float32 computations. The NB log theta is clamped
   to [-10, 8]: above, float32 log_nb cancels (0.5 nats per entry at 14, positive log-probabilities at 20).
+* Batches (`batch_key`): the batch one-hot is concatenated to the input of both decoders, as scVI conditions its
+  decoder (https://docs.scvi-tools.org/en/1.3.3/api/reference/scvi.module.VAE.html), so p(x | z, s), p(y | z, s)
+  carry the library effect; with `encode_batch` (default false, as scVI's `encode_covariates=False`) also to the
+  joint encoder's input after the two modality encoders, and to the single-modality posterior heads. The GMM
+  prior and the cluster guidance are batch-free. Without batches (or with one) no input column exists: the
+  network, its random initialisation and every number are those of the batch-free model. Imputation may decode
+  every cell in one reference batch (`impute_reference_batch`); the latent is unaffected by that choice.
 * Imputation: RNA = NB means at library 1e4; ATAC = P(y > 0) of the ZIP at the median ATAC library size;
   both dense float32, written chunk by chunk into the output HDF5 (never all cells x peaks in memory).
 """
