@@ -1,0 +1,71 @@
+"""scMVP with and without the batch covariate on a multi-library preprocessed.h5mu (issue 12 item 2): KMeans label
+ARI at the true k and scib-metrics integration scores (iLISI, kBET, batch silhouette, cLISI, label silhouette) of
+the latent, per seed.
+
+    # the three simulated ARC libraries of the README, to preprocessed.h5mu:
+    PYTHONPATH=scripts .venv/bin/python -m scmvp.simulate_samples data/three_libraries --n-samples 3
+    .venv/bin/snakemake results/three_libraries/preprocessed.h5mu --cores 1 --configfile config/three_libraries.yaml
+    .venv/bin/python bench/bench_batch_model.py results/three_libraries/preprocessed.h5mu --seeds 0 1 2
+
+Model settings: config/three_libraries.yaml's (n_latent 16, the rest defaults), on the CPU, one thread. Prints one
+tab-separated row per (variant, seed) and the mean per variant.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "scripts"))
+SCORES = ("ilisi", "kbet", "silhouette_batch", "clisi", "silhouette_label")
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("mdata", help="a preprocessed.h5mu with obs['sample'] (or --batch-key) and obs['label']")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--batch-key", default="sample")
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="model config overrides (YAML values)")
+    args = parser.parse_args()
+
+    import mudata as md
+    import yaml
+    from sklearn.cluster import KMeans
+    from sklearn.metrics import adjusted_rand_score
+
+    from scmvp.integration import integration_scores
+    from scmvp.model import SCMVP
+
+    mdata = md.read_h5mu(args.mdata)
+    labels = mdata.obs["label"].astype(str).to_numpy()
+    batches = mdata.obs[args.batch_key].astype(str).to_numpy()
+    k = len(np.unique(labels))
+    overrides = {key: yaml.safe_load(value) for key, value in (item.split("=", 1) for item in args.set)}
+    rows = []
+    for seed in args.seeds:
+        for variant, batch_key in (("no batch", None), ("batch_key", args.batch_key)):
+            cfg = {"n_latent": 16, "device": "cpu", "threads": args.threads, "seed": seed, **overrides,
+                   "batch_key": batch_key}
+            start = time.perf_counter()
+            model = SCMVP.from_mudata(mdata, cfg, path=args.mdata, batch_key=batch_key)
+            model.train(progress=False)
+            latent = model.get_latent()
+            seconds = time.perf_counter() - start
+            ari = adjusted_rand_score(labels, KMeans(k, n_init=10, random_state=0).fit_predict(latent))
+            scores = integration_scores(latent, batches, labels, seed=0, path=args.mdata)
+            row = {"variant": variant, "seed": seed, "ari": ari, **{s: float(scores[s]) for s in SCORES},
+                   "seconds": seconds}
+            rows.append(row)
+            print("\t".join(f"{v:.4f}" if isinstance(v, float) else str(v) for v in row.values()), flush=True)
+    table = pd.DataFrame(rows)
+    print(table.drop(columns="seed").groupby("variant", sort=False).mean().round(3).to_string())
+
+
+if __name__ == "__main__":
+    main()
