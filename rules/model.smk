@@ -46,7 +46,8 @@ rule train_seed:
         history=benchmark_seed_out("{ds}", "{seed}", "scmvp", "history.tsv"),
         latent=benchmark_seed_out("{ds}", "{seed}", "scmvp", "latent.tsv"),
     params:
-        model=lambda wildcards: dict(config["model"], seed=int(wildcards.seed)),
+        model=lambda wildcards: dict({key: value for key, value in config["model"].items()
+                                      if key != "impute_reference_batch"}, seed=int(wildcards.seed)),
         checkpoints=lambda wildcards: benchmark_seed_out(wildcards.ds, wildcards.seed, "scmvp", "checkpoints"),
     log:
         seed_log("{ds}", "{seed}", "train_scmvp.log"),
