@@ -31,7 +31,9 @@ TINY_CONFIG = {
     "model": {"n_latent": 8, "n_hidden": 32, "n_components": 6, "n_epochs": 12, "warmup_epochs": 2,
               "kl_warmup_epochs": 4, "cycle_start_epoch": 6, "batch_size": 64, "n_tokens": 16,
               "top_genes_attended": 64, "device": "cpu", "seed": 1},
-    "benchmark": {"methods": ["scmvp", "rna_pca", "atac_lsi"], "scvi_epochs": 5},
+    "benchmark": {"methods": ["scmvp", "rna_pca", "atac_lsi"], "scvi": {"max_epochs": 5},
+                  "multivi": {"max_epochs": 5}},
+    "validation": {"scvi_max_epochs": 5},
     "cre": {"n_metacells": 50, "n_permutations": 50},
 }
 

@@ -56,30 +56,47 @@ def _fix_signs(embedding):
     return embedding * signs
 
 
-def rna_pca(rna, n_top_genes: int = 2000, n_pcs: int = 30, seed: int = 0) -> np.ndarray:
-    """Scanpy's standard RNA route: normalise to 1e4, log1p, HVG (seurat), scale (max 10), PCA."""
-    import scanpy as sc
-
-    adata = _log_normalised(rna, n_top_genes)
-    sc.pp.scale(adata, max_value=10)
-    n_pcs = min(n_pcs, adata.n_vars - 1, adata.n_obs - 1)
-    sc.pp.pca(adata, n_comps=n_pcs, random_state=seed, svd_solver="arpack")
-    return _fix_signs(adata.obsm["X_pca"])
-
-
-def depth_correlations(lsi, depth) -> np.ndarray:
-    """Spearman correlation of each LSI component with log sequencing depth."""
+def depth_correlations(embedding, depth) -> np.ndarray:
+    """Spearman correlation of each component of ``embedding`` with log sequencing depth."""
     from scipy.stats import spearmanr
 
     log_depth = np.log1p(np.asarray(depth, dtype=np.float64).ravel())
-    return np.array([spearmanr(lsi[:, i], log_depth).statistic for i in range(lsi.shape[1])])
+    return np.array([spearmanr(embedding[:, i], log_depth).statistic for i in range(embedding.shape[1])])
+
+
+def depth_components(embedding, depths, cutoff: float = DEPTH_CORRELATION_CUTOFF) -> np.ndarray:
+    """Boolean per component: its |Spearman rho| with the log of any of ``depths`` (one array per modality)
+    exceeds ``cutoff``. The one depth rule of every baseline that needs one (RNA PCA, ATAC LSI, WNN's two
+    inputs, MOFA+ factors): Signac drops the LSI components that follow depth (``DepthCor``; its tutorial
+    https://stuartlab.org/signac/articles/pbmc_vignette drops the first, |r| ~ 0.9), and the same cutoff is
+    applied to every component of every method here, so that no method keeps a depth axis another drops."""
+    embedding = np.asarray(embedding, dtype=np.float64)
+    flagged = np.zeros(embedding.shape[1], dtype=bool)
+    for depth in depths:
+        flagged |= np.abs(np.nan_to_num(depth_correlations(embedding, depth))) > cutoff
+    return flagged
+
+
+def drop_depth_components(embedding, depths, n_keep: int, cutoff: float = DEPTH_CORRELATION_CUTOFF):
+    """``embedding`` without its depth components (see depth_components), cut to ``n_keep`` columns.
+
+    Returns ``(kept, info)``: info holds ``depth_components_dropped`` (how many) and
+    ``depth_dropped_indices`` (0-based, of the input's columns)."""
+    embedding = np.asarray(embedding, dtype=np.float64)
+    flagged = depth_components(embedding, depths, cutoff)
+    if flagged.all():  # never return an empty embedding: keep the least depth-like component
+        rho = np.max([np.abs(depth_correlations(embedding, d)) for d in depths], axis=0)
+        flagged[np.argmin(rho)] = False
+    kept = embedding[:, ~flagged][:, :n_keep]
+    return kept, {"depth_components_dropped": int(flagged.sum()),
+                  "depth_dropped_indices": [int(i) for i in np.flatnonzero(flagged)]}
 
 
 def drop_depth_component(lsi, depth, cutoff: float = DEPTH_CORRELATION_CUTOFF):
     """Drop the first LSI component when it mostly encodes depth (|Spearman rho| > cutoff).
 
-    Returns ``(embedding, rho_first)``; only the first component is ever dropped (the cisTopic/Signac
-    convention), so the embedding keeps the order of the rest.
+    Returns ``(embedding, rho_first)``. Kept for callers of the first-component rule; the baselines use
+    drop_depth_components, which tests every component.
     """
     rho_first = float(depth_correlations(lsi[:, :1], depth)[0])
     if abs(rho_first) > cutoff:
@@ -87,35 +104,91 @@ def drop_depth_component(lsi, depth, cutoff: float = DEPTH_CORRELATION_CUTOFF):
     return np.asarray(lsi), rho_first
 
 
-def atac_lsi(atac, n_components: int = 30, seed: int = 0):
-    """TF-IDF and LSI through muon (seeded, see preprocessing.seeded_lsi), then the depth component dropped
-    (see drop_depth_component).
+def total_counts(adata) -> np.ndarray:
+    """Per-cell total of the raw counts (``layers["counts"]`` when present)."""
+    return np.asarray(counts_of(adata).X.sum(axis=1), dtype=np.float64).ravel()
 
-    Returns ``(embedding, rho_first)``.
-    """
+
+# Extra components computed so that dropping the depth ones still leaves the requested number.
+EXTRA_COMPONENTS = 3
+
+
+def rna_pca_with_info(rna, n_top_genes: int = 2000, n_pcs: int = 30, seed: int = 0):
+    """Scanpy's standard RNA route (normalise to 1e4, log1p, HVG (seurat), scale (max 10), PCA; the scanpy
+    clustering tutorial, https://scanpy.readthedocs.io/en/stable/tutorials/basics/clustering.html), then the
+    principal components that follow RNA depth dropped (drop_depth_components). Normalising to 1e4 does not
+    remove depth from log-scaled HVGs: on sci-CAR A549 PC1 follows RNA depth (rho -0.98).
+
+    Returns ``(embedding, info)``."""
+    import scanpy as sc
+
+    depth = total_counts(rna)
+    adata = _log_normalised(rna, n_top_genes)
+    sc.pp.scale(adata, max_value=10)
+    n_comps = min(n_pcs + EXTRA_COMPONENTS, adata.n_vars - 1, adata.n_obs - 1)
+    sc.pp.pca(adata, n_comps=n_comps, random_state=seed, svd_solver="arpack")
+    embedding, info = drop_depth_components(_fix_signs(adata.obsm["X_pca"]), [depth], n_pcs)
+    log.info("RNA PCA: %d of %d components follow RNA depth, dropped (%s)", info["depth_components_dropped"],
+             n_comps, info["depth_dropped_indices"])
+    return embedding, info
+
+
+def rna_pca(rna, n_top_genes: int = 2000, n_pcs: int = 30, seed: int = 0) -> np.ndarray:
+    """The RNA PCA embedding of rna_pca_with_info (depth components dropped)."""
+    return rna_pca_with_info(rna, n_top_genes, n_pcs, seed)[0]
+
+
+def atac_lsi_with_info(atac, n_components: int = 30, seed: int = 0):
+    """TF-IDF and LSI through muon (seeded, see preprocessing.seeded_lsi), then the components that follow
+    ATAC depth dropped (drop_depth_components; Signac's/ArchR's practice for the first LSI component).
+
+    Returns ``(embedding, info)``; info also holds ``depth_spearman_first_component``."""
     import muon as mu
 
     _seed_everything(seed)
     adata = counts_of(atac)
     depth = np.asarray(adata.X.sum(axis=1)).ravel()
     mu.atac.pp.tfidf(adata, log_tf=True, log_idf=True)
-    # one extra component so that dropping the depth component still leaves n_components
-    n_comps = min(n_components + 1, adata.n_vars - 1, adata.n_obs - 1)
+    # extra components so that dropping the depth ones still leaves n_components
+    n_comps = min(n_components + EXTRA_COMPONENTS, adata.n_vars - 1, adata.n_obs - 1)
     seeded_lsi(adata, n_comps, seed)
     lsi = np.asarray(adata.obsm["X_lsi"], dtype=np.float64)
-    embedding, rho = drop_depth_component(lsi, depth)
-    embedding = embedding[:, :n_components]
-    log.info("LSI: first component vs log depth rho=%.3f -> %s", rho,
-             "dropped" if abs(rho) > DEPTH_CORRELATION_CUTOFF else "kept")
-    return embedding, rho
+    rho = float(depth_correlations(lsi[:, :1], depth)[0])
+    embedding, info = drop_depth_components(lsi, [depth], n_components)
+    log.info("LSI: first component vs log depth rho=%.3f; %d of %d components follow depth, dropped (%s)", rho,
+             info["depth_components_dropped"], n_comps, info["depth_dropped_indices"])
+    return embedding, {"depth_spearman_first_component": rho, **info}
 
 
-def wnn(mdata, n_top_genes: int = 2000, n_pcs: int = 30, n_lsi_components: int = 30,
-        n_neighbors: int = 20, seed: int = 0):
-    """Weighted nearest neighbours (muon) on RNA PCA + ATAC LSI.
+def atac_lsi(atac, n_components: int = 30, seed: int = 0):
+    """The ATAC LSI embedding of atac_lsi_with_info. Returns ``(embedding, rho_first)``."""
+    embedding, info = atac_lsi_with_info(atac, n_components, seed)
+    return embedding, info["depth_spearman_first_component"]
 
-    Returns ``(umap, connectivities, modality_weights)``: the 2-D UMAP of the WNN graph (``mu.tl.umap``),
-    the WNN connectivities (CSR), and the per-cell RNA weight.
+
+def graph_embedding(connectivities, n_components: int, seed: int = 0) -> np.ndarray:
+    """A spectral embedding (Laplacian eigenmaps, sklearn.manifold.spectral_embedding, normalised Laplacian)
+    of a weighted graph: the graph's own coordinates, ``n_components`` of them, for KMeans."""
+    from sklearn.manifold import spectral_embedding
+
+    graph = sp.csr_matrix(connectivities, dtype=np.float64)
+    graph = (graph + graph.T) / 2
+    n_components = min(n_components, graph.shape[0] - 2)
+    embedding = spectral_embedding(graph, n_components=n_components, random_state=seed, drop_first=True)
+    return _fix_signs(embedding)
+
+
+def wnn_with_info(mdata, n_top_genes: int = 2000, n_pcs: int = 30, n_lsi_components: int = 30,
+                  n_neighbors: int = 20, seed: int = 0):
+    """Weighted nearest neighbours (muon's ``mu.pp.neighbors``, Hao et al. 2021) on the RNA PCA and the ATAC
+    LSI above, both without their depth components (Seurat's WNN vignette,
+    https://satijalab.org/seurat/articles/weighted_nearest_neighbor_analysis, uses LSI components 2:50 for
+    this reason).
+
+    Returns ``(embedding, connectivities, modality_weights, info)``: a spectral embedding of the WNN graph
+    with ``n_pcs`` dimensions (graph_embedding: the same size as the other methods' embeddings, for KMeans;
+    Leiden runs on the graph itself), the WNN connectivities (CSR), the per-cell RNA weight, and the depth
+    components dropped from each input.
     """
     import anndata as ad
     import mudata as md
@@ -123,105 +196,119 @@ def wnn(mdata, n_top_genes: int = 2000, n_pcs: int = 30, n_lsi_components: int =
     import scanpy as sc
 
     _seed_everything(seed)
-    rna = ad.AnnData(obs=mdata.obs[[]].copy(),
-                     obsm={"X_pca": rna_pca(mdata.mod["rna"], n_top_genes, n_pcs, seed)})
-    atac = ad.AnnData(obs=mdata.obs[[]].copy(),
-                      obsm={"X_lsi": atac_lsi(mdata.mod["atac"], n_lsi_components, seed)[0]})
+    rna_embedding, rna_info = rna_pca_with_info(mdata.mod["rna"], n_top_genes, n_pcs, seed)
+    atac_embedding, atac_info = atac_lsi_with_info(mdata.mod["atac"], n_lsi_components, seed)
+    rna = ad.AnnData(obs=mdata.obs[[]].copy(), obsm={"X_pca": rna_embedding})
+    atac = ad.AnnData(obs=mdata.obs[[]].copy(), obsm={"X_lsi": atac_embedding})
     n_neighbors = min(n_neighbors, mdata.n_obs - 1)
     sc.pp.neighbors(rna, use_rep="X_pca", n_neighbors=n_neighbors, random_state=seed)
     sc.pp.neighbors(atac, use_rep="X_lsi", n_neighbors=n_neighbors, random_state=seed)
     joint = md.MuData({"rna": rna, "atac": atac})
     mu.pp.neighbors(joint, key_added="wnn", n_multineighbors=min(200, mdata.n_obs - 1),
                     n_bandwidth_neighbors=min(20, n_neighbors), random_state=seed)
-    mu.tl.umap(joint, neighbors_key="wnn", random_state=seed)
-    return (np.asarray(joint.obsm["X_umap"]), sp.csr_matrix(joint.obsp["wnn_connectivities"]),
-            joint.obs["rna:mod_weight"].to_numpy(dtype=np.float64))
+    graph = sp.csr_matrix(joint.obsp["wnn_connectivities"])
+    embedding = graph_embedding(graph, n_pcs, seed)
+    info = {"rna_depth_components_dropped": rna_info["depth_components_dropped"],
+            "atac_depth_components_dropped": atac_info["depth_components_dropped"],
+            "embedding": f"spectral embedding of the WNN graph, {embedding.shape[1]} dims"}
+    return embedding, graph, joint.obs["rna:mod_weight"].to_numpy(dtype=np.float64), info
 
 
-def mofa(mdata, n_factors: int = 15, n_top_genes: int = 2000, n_top_peaks: int = 5000,
-         n_iterations: int = 1000, seed: int = 0) -> np.ndarray:
-    """MOFA+ (mofapy2 through ``mu.tl.mofa``): Gaussian views of log-normalised HVGs and TF-IDF of the
-    most frequently accessible peaks. Returns the factors (cells x n_factors, or fewer when MOFA drops
-    inactive factors).
+def wnn(mdata, n_top_genes: int = 2000, n_pcs: int = 30, n_lsi_components: int = 30,
+        n_neighbors: int = 20, seed: int = 0):
+    """``(embedding, connectivities, modality_weights)`` of wnn_with_info."""
+    return wnn_with_info(mdata, n_top_genes, n_pcs, n_lsi_components, n_neighbors, seed)[:3]
+
+
+def regress_out(matrix, covariate) -> np.ndarray:
+    """Residuals of a least-squares fit of every column of ``matrix`` on [1, covariate] (dense float32)."""
+    x = matrix.toarray() if sp.issparse(matrix) else np.asarray(matrix)
+    x = x.astype(np.float64)
+    design = np.column_stack([np.ones(x.shape[0]), np.asarray(covariate, dtype=np.float64)])
+    beta, *_ = np.linalg.lstsq(design, x, rcond=None)
+    return (x - design[:, 1:] @ beta[1:]).astype(np.float32)
+
+
+def _mofa_view(adata, n_top: int, log_depth):
+    """One MOFA+ view as muon's multiome tutorial prepares it (https://muon-tutorials.readthedocs.io, pbmc10k
+    chapters 1-3): counts normalised to 1e4 and log1p, the ``n_top`` most variable features (scanpy's
+    dispersion-based ``highly_variable_genes``; muon picks its peaks with the same function, by thresholds
+    tuned to PBMC depth, and here by number so that the count does not depend on depth), then log depth
+    regressed out (MOFA+'s advice, see mofa) and each feature scaled (max 10)."""
+    view = _log_normalised(adata, n_top)
+    x = regress_out(view.X, log_depth)
+    sd = x.std(axis=0, ddof=1)
+    sd[sd == 0] = 1
+    view.X = np.clip((x - x.mean(axis=0)) / sd, -10, 10).astype(np.float32)
+    view.var["highly_variable"] = True
+    return view
+
+
+def mofa_with_info(mdata, n_factors: int = 15, n_top_genes: int = 2000, n_top_peaks: int = 5000,
+                   n_iterations: int = 1000, seed: int = 0):
+    """MOFA+ (mofapy2 through ``mu.tl.mofa``) on two Gaussian views: the most variable genes and the most
+    variable peaks, each log-normalised with log depth regressed out and scaled (_mofa_view).
+
+    Depth: the MOFA+ FAQ (https://biofam.github.io/MOFA2/faq.html, "Should I remove undesired sources of
+    variability before fitting the model?") and MOFA's ``regressCovariates`` say to regress strong technical
+    factors out *before* fitting, because the model otherwise spends factors on them and misses smaller
+    sources of variation; so each view's own log depth is regressed out of it. Without that, on sci-CAR A549
+    factor 1 follows RNA depth (rho 0.97) and factor 3 ATAC depth (rho 0.99). Factors that still follow RNA
+    or ATAC depth afterwards are dropped by the rule of every other method (drop_depth_components).
+
+    Returns ``(factors, info)``: cells x (n_factors or fewer: MOFA drops inactive factors, the depth rule
+    may drop more).
     """
     import mudata as md
     import muon as mu
 
     _seed_everything(seed)
-    rna = _log_normalised(mdata.mod["rna"], n_top_genes)
-    rna.var["highly_variable"] = True
-    atac = counts_of(mdata.mod["atac"])
-    n_cells_open = np.asarray((atac.X > 0).sum(axis=0)).ravel()
-    keep = np.sort(np.argsort(-n_cells_open, kind="stable")[: min(n_top_peaks, atac.n_vars)])
-    atac = atac[:, keep].copy()
-    mu.atac.pp.tfidf(atac, log_tf=True, log_idf=True)
-    atac.var["highly_variable"] = True
+    depths = [total_counts(mdata.mod["rna"]), total_counts(mdata.mod["atac"])]
+    rna = _mofa_view(mdata.mod["rna"], n_top_genes, np.log1p(depths[0]))
+    atac = _mofa_view(mdata.mod["atac"], n_top_peaks, np.log1p(depths[1]))
     joint = md.MuData({"rna": rna, "atac": atac})
     with tempfile.TemporaryDirectory() as tmp:
         mu.tl.mofa(joint, n_factors=n_factors, n_iterations=n_iterations, seed=seed,
                    outfile=os.path.join(tmp, "mofa.hdf5"), use_float32=True, quiet=True,
                    convergence_mode="fast")
-    return np.asarray(joint.obsm["X_mofa"], dtype=np.float64)
+    factors = np.asarray(joint.obsm["X_mofa"], dtype=np.float64)
+    kept, info = drop_depth_components(factors, depths, factors.shape[1])
+    log.info("MOFA+: %d genes, %d peaks; %d factors, %d of them following depth dropped", rna.n_vars, atac.n_vars,
+             factors.shape[1], info["depth_components_dropped"])
+    return kept, {"n_genes": int(rna.n_vars), "n_peaks": int(atac.n_vars), **info}
 
 
-def _scvi_settings(seed: int, threads: int):
-    import scvi
-    import torch
-
-    scvi.settings.seed = seed
-    scvi.settings.dl_num_workers = 0
-    torch.set_num_threads(max(1, threads))
-
-
-def scvi_rna(rna, n_epochs: int = 200, n_latent: int = 10, seed: int = 0, threads: int = 1,
-             accelerator: str = "cpu") -> np.ndarray:
-    """scVI on RNA counts alone (scvi-tools); the latent means."""
-    import scvi
-
-    _scvi_settings(seed, threads)
-    adata = counts_of(rna)
-    scvi.model.SCVI.setup_anndata(adata)
-    model = scvi.model.SCVI(adata, n_latent=n_latent)
-    model.train(max_epochs=n_epochs, accelerator=accelerator, enable_progress_bar=False)
-    return np.asarray(model.get_latent_representation(), dtype=np.float64)
-
-
-def multivi(mdata, n_epochs: int = 200, n_latent: int | None = None, seed: int = 0, threads: int = 1,
-            accelerator: str = "cpu") -> np.ndarray:
-    """MultiVI (scvi-tools) on RNA counts + binarised ATAC of the same cells; the latent means."""
-    import mudata as md
-    import scvi
-
-    _scvi_settings(seed, threads)
-    rna = counts_of(mdata.mod["rna"])
-    atac = counts_of(mdata.mod["atac"])
-    atac.X.data[:] = 1.0  # MultiVI models accessibility as Bernoulli
-    joint = md.MuData({"rna": rna, "atac": atac})
-    scvi.model.MULTIVI.setup_mudata(joint, modalities={"rna_layer": "rna", "atac_layer": "atac"})
-    model = scvi.model.MULTIVI(joint, n_latent=n_latent)
-    model.train(max_epochs=n_epochs, accelerator=accelerator, enable_progress_bar=False)
-    return np.asarray(model.get_latent_representation(), dtype=np.float64)
+def mofa(mdata, n_factors: int = 15, n_top_genes: int = 2000, n_top_peaks: int = 5000,
+         n_iterations: int = 1000, seed: int = 0) -> np.ndarray:
+    """The factors of mofa_with_info."""
+    return mofa_with_info(mdata, n_factors, n_top_genes, n_top_peaks, n_iterations, seed)[0]
 
 
 def embed(method, mdata, *, seed: int = 0, n_top_genes: int = 2000, n_pcs: int = 30, n_lsi_components: int = 30,
-          mofa_factors: int = 15, mofa_iterations: int = 1000, scvi_epochs: int = 200, threads: int = 1,
-          accelerator: str = "cpu"):
-    """One baseline's embedding of the paired cells of ``mdata``: (cells x dims, extras). Extras: for
-    atac_lsi the depth correlation of its first component, for wnn its graph and mean RNA weight."""
+          mofa_factors: int = 15, mofa_iterations: int = 1000, scvi: dict | None = None,
+          multivi: dict | None = None, threads: int = 1, accelerator: str = "cpu"):
+    """One baseline's embedding of the paired cells of ``mdata``: (cells x dims, extras). ``scvi`` and
+    ``multivi`` are the config's ``benchmark.scvi`` / ``benchmark.multivi`` (max_epochs null = the library's
+    default). Extras (written to the method's json): the depth components each method dropped, for atac_lsi
+    the depth correlation of its first component, for wnn its graph and mean RNA weight, for multivi the
+    features kept."""
+    from . import scvi_baselines
+
     if method == "rna_pca":
-        return rna_pca(mdata.mod["rna"], n_top_genes, n_pcs, seed), {}
+        return rna_pca_with_info(mdata.mod["rna"], n_top_genes, n_pcs, seed)
     if method == "atac_lsi":
-        embedding, rho = atac_lsi(mdata.mod["atac"], n_lsi_components, seed)
-        return embedding, {"depth_spearman_first_component": rho}
+        return atac_lsi_with_info(mdata.mod["atac"], n_lsi_components, seed)
     if method == "wnn":
-        umap, graph, weights = wnn(mdata, n_top_genes, n_pcs, n_lsi_components, seed=seed)
-        return umap, {"graph": graph, "mean_rna_weight": float(np.mean(weights))}
+        embedding, graph, weights, info = wnn_with_info(mdata, n_top_genes, n_pcs, n_lsi_components, seed=seed)
+        return embedding, {"graph": graph, "mean_rna_weight": float(np.mean(weights)), **info}
     if method == "mofa":
-        return mofa(mdata, mofa_factors, n_top_genes, n_iterations=mofa_iterations, seed=seed), {}
+        return mofa_with_info(mdata, mofa_factors, n_top_genes, n_iterations=mofa_iterations, seed=seed)
     if method == "scvi":
-        return scvi_rna(mdata.mod["rna"], scvi_epochs, seed=seed, threads=threads, accelerator=accelerator), {}
+        return scvi_baselines.scvi_rna_with_info(mdata.mod["rna"], seed=seed, threads=threads,
+                                                 accelerator=accelerator, **(scvi or {}))
     if method == "multivi":
-        return multivi(mdata, scvi_epochs, seed=seed, threads=threads, accelerator=accelerator), {}
+        return scvi_baselines.multivi_with_info(mdata, seed=seed, threads=threads, accelerator=accelerator,
+                                                **(multivi or {}))
     raise ValueError(f"unknown method {method}")
 
 
@@ -296,3 +383,7 @@ def read_embedding(path):
     if not np.isfinite(matrix).all():
         raise InputError(path, "the embedding has NaN or infinite values")
     return frame.index.astype(str), matrix
+
+
+# The scvi-tools baselines live in scvi_baselines (imported here for callers of baselines.scvi_rna/multivi).
+from .scvi_baselines import multivi, scvi_rna  # noqa: E402,F401

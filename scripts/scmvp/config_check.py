@@ -19,6 +19,12 @@ import yaml
 
 MAX_PROBLEMS = 3
 MAX_CHARS = 300
+# Keys the schema no longer has, by their generic dotted place: what replaced them (one line for their users).
+RETIRED_KEYS = {
+    "benchmark.scvi_epochs": "scVI and MultiVI now train with their own scvi-tools defaults; set "
+                             "benchmark.scvi.max_epochs, benchmark.multivi.max_epochs and "
+                             "validation.scvi_max_epochs instead (null = the library's default)",
+}
 
 
 def load_schema(path) -> dict:
@@ -92,9 +98,12 @@ def _unknown_keys(error) -> list[str]:
 def _unknown_key(key: str, error, schema) -> str:
     path = [str(p) for p in error.absolute_path]
     allowed = list(error.schema.get("properties", {}))
+    here = _generic(path, schema)
+    retired = RETIRED_KEYS.get(f"{here}.{key}" if path else key)
+    if retired:
+        return f"config: {_dotted(path) + ': ' if path else ''}{key!r} was removed: {retired}"
     where = f"config: {_dotted(path)}: unknown key" if path else "config: unknown top-level key"
     message = f"{where} {key!r} (allowed: {', '.join(allowed)})"
-    here = _generic(path, schema)
     homes = [place for place in key_locations(schema).get(key, []) if place != here]
     hints = []
     if homes:
