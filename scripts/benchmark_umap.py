@@ -23,7 +23,7 @@ def main(smk):
         cells, embedding = baselines.read_embedding(path)
         if not cells.equals(pd.Index(barcodes)):
             raise InputError(path, "its barcodes differ from the preprocessed cells")
-        if method == "wnn":  # WNN's graph is its own (its embedding is a spectral embedding of that graph)
+        if method == "wnn":  # WNN's graph is its own (its embedding is a diffusion map of that graph)
             graph = sp.load_npz(smk.input.wnn_graph)
         else:
             graph = metrics.knn_graph(embedding, n_neighbors=smk.params.n_neighbors, seed=smk.params.seed)

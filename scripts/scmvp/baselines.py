@@ -167,14 +167,25 @@ def atac_lsi(atac, n_components: int = 30, seed: int = 0):
 
 
 def graph_embedding(connectivities, n_components: int, seed: int = 0) -> np.ndarray:
-    """A spectral embedding (Laplacian eigenmaps, sklearn.manifold.spectral_embedding, normalised Laplacian)
-    of a weighted graph: the graph's own coordinates, ``n_components`` of them, for KMeans."""
-    from sklearn.manifold import spectral_embedding
+    """A diffusion map of a weighted graph (Coifman & Lafon, Appl. Comput. Harmon. Anal. 2006; what
+    ``scanpy.tl.diffmap`` computes on a kNN graph): the top ``n_components`` eigenvectors psi of the normalised
+    graph D^-1/2 W D^-1/2 (in D^-1/2 coordinates), each scaled by its eigenvalue (diffusion time 1), so that
+    the graph's coarse structure weighs most and its noisy fine-scale eigenvectors little. The first
+    eigenvector is kept (constant on a connected graph; on a graph with several components it is part of what
+    separates them, as in sklearn's SpectralClustering). Plain Laplacian eigenmaps without the eigenvalue
+    scaling cluster worse (KMeans ARI 0.77 vs 1.0 on the 4-type synthetic data of test_benchmark)."""
+    from scipy.sparse.linalg import eigsh
 
     graph = sp.csr_matrix(connectivities, dtype=np.float64)
     graph = (graph + graph.T) / 2
-    n_components = min(n_components, graph.shape[0] - 2)
-    embedding = spectral_embedding(graph, n_components=n_components, random_state=seed, drop_first=True)
+    degree = np.asarray(graph.sum(axis=1)).ravel()
+    scale = 1 / np.sqrt(np.maximum(degree, 1e-12))
+    normalised = sp.diags(scale) @ graph @ sp.diags(scale)
+    k = min(n_components, graph.shape[0] - 2)
+    start = np.random.default_rng(seed).uniform(-1, 1, graph.shape[0])
+    values, vectors = eigsh(normalised, k=k, which="LA", v0=start)
+    order = np.argsort(-values)
+    embedding = vectors[:, order] * scale[:, None] * values[order]
     return _fix_signs(embedding)
 
 
@@ -185,8 +196,8 @@ def wnn_with_info(mdata, n_top_genes: int = 2000, n_pcs: int = 30, n_lsi_compone
     https://satijalab.org/seurat/articles/weighted_nearest_neighbor_analysis, uses LSI components 2:50 for
     this reason).
 
-    Returns ``(embedding, connectivities, modality_weights, info)``: a spectral embedding of the WNN graph
-    with ``n_pcs`` dimensions (graph_embedding: the same size as the other methods' embeddings, for KMeans;
+    Returns ``(embedding, connectivities, modality_weights, info)``: a diffusion map (spectral embedding) of
+    the WNN graph with ``n_pcs`` dimensions (graph_embedding: the same size as the other methods', for KMeans;
     Leiden runs on the graph itself), the WNN connectivities (CSR), the per-cell RNA weight, and the depth
     components dropped from each input.
     """
@@ -210,7 +221,7 @@ def wnn_with_info(mdata, n_top_genes: int = 2000, n_pcs: int = 30, n_lsi_compone
     embedding = graph_embedding(graph, n_pcs, seed)
     info = {"rna_depth_components_dropped": rna_info["depth_components_dropped"],
             "atac_depth_components_dropped": atac_info["depth_components_dropped"],
-            "embedding": f"spectral embedding of the WNN graph, {embedding.shape[1]} dims"}
+            "embedding": f"diffusion map of the WNN graph, {embedding.shape[1]} dims"}
     return embedding, graph, joint.obs["rna:mod_weight"].to_numpy(dtype=np.float64), info
 
 
@@ -272,7 +283,10 @@ def mofa_with_info(mdata, n_factors: int = 15, n_top_genes: int = 2000, n_top_pe
                    outfile=os.path.join(tmp, "mofa.hdf5"), use_float32=True, quiet=True,
                    convergence_mode="fast")
     factors = np.asarray(joint.obsm["X_mofa"], dtype=np.float64)
+    active = factors.std(axis=0) > 0  # factors MOFA switched off come back as zeros: no information, no rho
+    factors = factors[:, active] if active.any() else factors
     kept, info = drop_depth_components(factors, depths, factors.shape[1])
+    info = {"inactive_factors_dropped": int((~active).sum()) if active.any() else 0, **info}
     log.info("MOFA+: %d genes, %d peaks; %d factors, %d of them following depth dropped", rna.n_vars, atac.n_vars,
              factors.shape[1], info["depth_components_dropped"])
     return kept, {"n_genes": int(rna.n_vars), "n_peaks": int(atac.n_vars), **info}
