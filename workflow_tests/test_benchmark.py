@@ -138,8 +138,8 @@ def test_mofa_factors(mdata, labels):
 
 
 def test_scvi_rna_latent(mdata, labels):
-    first = baselines.scvi_rna(mdata.mod["rna"], n_epochs=3, n_latent=6, seed=0)
-    again = baselines.scvi_rna(mdata.mod["rna"], n_epochs=3, n_latent=6, seed=0)
+    first = scvi_baselines.scvi_rna(mdata.mod["rna"], n_epochs=3, n_latent=6, seed=0)
+    again = scvi_baselines.scvi_rna(mdata.mod["rna"], n_epochs=3, n_latent=6, seed=0)
     assert first.shape == (mdata.n_obs, 6)
     np.testing.assert_allclose(first, again, atol=1e-5)
     assert np.isfinite(first).all()
@@ -147,7 +147,7 @@ def test_scvi_rna_latent(mdata, labels):
 
 def test_multivi_latent(mdata):
     first, info = scvi_baselines.multivi_with_info(mdata, max_epochs=3, n_latent=6, seed=0)
-    again = baselines.multivi(mdata, n_epochs=3, n_latent=6, seed=0)
+    again = scvi_baselines.multivi(mdata, n_epochs=3, n_latent=6, seed=0)
     assert first.shape == (mdata.n_obs, 6)
     np.testing.assert_allclose(first, again, atol=1e-5)
     assert np.isfinite(first).all()

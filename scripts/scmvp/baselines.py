@@ -1,7 +1,9 @@
 """The methods scMVP is compared with: each returns a cells x dims embedding of the same cells.
 
 Inputs follow the ``preprocessed.h5mu`` contract (mods ``rna`` and ``atac`` with raw counts in
-``layers["counts"]``, else in ``X``). Nothing here modifies its input; every method is seeded.
+``layers["counts"]``, else in ``X``). Nothing here modifies its input; every method is seeded. Each method is
+set up as its authors document it (the source is cited where the choice is made); one depth rule serves every
+method that needs one (depth_components). The scvi-tools methods (scVI, MultiVI) are in scvi_baselines.
 """
 from __future__ import annotations
 
@@ -12,6 +14,7 @@ import tempfile
 import numpy as np
 import scipy.sparse as sp
 
+from . import scvi_baselines
 from .preprocessing import seeded_lsi
 
 log = logging.getLogger(__name__)
@@ -241,11 +244,12 @@ def regress_out(matrix, covariate) -> np.ndarray:
 
 
 def _mofa_view(adata, n_top: int, log_depth):
-    """One MOFA+ view as muon's multiome tutorial prepares it (https://muon-tutorials.readthedocs.io, pbmc10k
-    chapters 1-3): counts normalised to 1e4 and log1p, the ``n_top`` most variable features (scanpy's
-    dispersion-based ``highly_variable_genes``; muon picks its peaks with the same function, by thresholds
-    tuned to PBMC depth, and here by number so that the count does not depend on depth), then log depth
-    regressed out (MOFA+'s advice, see mofa) and each feature scaled (max 10)."""
+    """One MOFA+ view as muon's multiome tutorial prepares it (pbmc10k chapters 1-3,
+    https://github.com/scverse/muon-tutorials/tree/master/single-cell-rna-atac/pbmc10k): counts normalised
+    to 1e4 and log1p, the ``n_top`` most variable features (scanpy's dispersion-based
+    ``highly_variable_genes``; muon picks its peaks with the same function, by thresholds tuned to PBMC
+    depth, and here by number so that the count does not depend on depth), then log depth regressed out
+    (MOFA+'s advice, see mofa_with_info) and each feature scaled (max 10)."""
     view = _log_normalised(adata, n_top)
     x = regress_out(view.X, log_depth)
     sd = x.std(axis=0, ddof=1)
@@ -261,7 +265,8 @@ def mofa_with_info(mdata, n_factors: int = 15, n_top_genes: int = 2000, n_top_pe
     variable peaks, each log-normalised with log depth regressed out and scaled (_mofa_view).
 
     Depth: the MOFA+ FAQ (https://biofam.github.io/MOFA2/faq.html, "Should I remove undesired sources of
-    variability before fitting the model?") and MOFA's ``regressCovariates`` say to regress strong technical
+    variability before fitting the model?") and MOFA's ``regressCovariates``
+    (https://rdrr.io/bioc/MOFA/man/regressCovariates.html) say to regress strong technical
     factors out *before* fitting, because the model otherwise spends factors on them and misses smaller
     sources of variation; so each view's own log depth is regressed out of it. Without that, on sci-CAR A549
     factor 1 follows RNA depth (rho 0.97) and factor 3 ATAC depth (rho 0.99). Factors that still follow RNA
@@ -306,8 +311,6 @@ def embed(method, mdata, *, seed: int = 0, n_top_genes: int = 2000, n_pcs: int =
     default). Extras (written to the method's json): the depth components each method dropped, for atac_lsi
     the depth correlation of its first component, for wnn its graph and mean RNA weight, for multivi the
     features kept."""
-    from . import scvi_baselines
-
     if method == "rna_pca":
         return rna_pca_with_info(mdata.mod["rna"], n_top_genes, n_pcs, seed)
     if method == "atac_lsi":
@@ -398,6 +401,3 @@ def read_embedding(path):
         raise InputError(path, "the embedding has NaN or infinite values")
     return frame.index.astype(str), matrix
 
-
-# The scvi-tools baselines live in scvi_baselines (imported here for callers of baselines.scvi_rna/multivi).
-from .scvi_baselines import multivi, scvi_rna  # noqa: E402,F401
