@@ -1,7 +1,8 @@
 """Embed the preprocessed cells with one benchmark method; write the embedding and its time/memory.
 
 params: method, seed, n_top_genes, n_pcs, n_lsi_components, mofa_factors, mofa_iterations,
-scvi, multivi (the config's benchmark.scvi / benchmark.multivi), accelerator; for scmvp also model_benchmarks (folder of the model rules' benchmark files).
+scvi, multivi (the config's benchmark.scvi / benchmark.multivi), accelerator; for scmvp also model_benchmarks
+(folder of the model rules' benchmark files).
 """
 import json
 import logging
@@ -80,8 +81,7 @@ def main(smk):
                 method, mdata, seed=p.seed, n_top_genes=p.n_top_genes, n_pcs=p.n_pcs,
                 n_lsi_components=p.n_lsi_components, mofa_factors=p.mofa_factors,
                 mofa_iterations=p.mofa_iterations, scvi=dict(p.scvi), multivi=dict(p.multivi),
-                threads=smk.threads,
-                accelerator=p.accelerator)
+                threads=smk.threads, accelerator=p.accelerator)
     log.info("%s: embedding %s in %s s, peak %s MB", method, embedding.shape, usage["seconds"],
              usage["peak_mem_mb"])
     if "graph" in extra:

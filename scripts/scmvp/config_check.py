@@ -5,7 +5,8 @@ for a misspelled dataset key). :func:`config_problems` validates the same config
 (Draft 2020-12, as the schema declares) and returns one short line per problem, naming the key by its
 dotted path (``datasets.<name>.<key>``) and, for an unknown key, the keys allowed there and a suggestion: a
 close spelling (``did you mean 'labels'?``) or the place the schema defines that key
-(``'genome' belongs in datasets.<name>``). The Snakefile calls :func:`check_config` before ``validate()``,
+(``'genome' belongs in datasets.<name>``); a key the schema retired (RETIRED_KEYS) gets one line saying what
+replaced it. The Snakefile calls :func:`check_config` before ``validate()``,
 which still fills in the defaults of a valid config.
 """
 from __future__ import annotations
