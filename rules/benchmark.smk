@@ -4,15 +4,36 @@
 
 
 BENCHMARK_METHODS = list(config["benchmark"]["methods"])
-# Inputs of the scoring and UMAP rules: every method's embedding + its time/memory, and the WNN graph.
+# Every method runs once per seed (default: model.seed alone, i.e. scMVP's main model and no extra training);
+# the scores (KMeans, Leiden, kNN folds) use the one benchmark.seed.
+BENCHMARK_SEEDS = [int(seed) for seed in (config["benchmark"].get("seeds") or [config["model"]["seed"]])]
+# (method, seed) of every embedding the scores read, method by method.
+BENCHMARK_RUNS = [(method, seed) for method in BENCHMARK_METHODS for seed in BENCHMARK_SEEDS]
+# Inputs of the scoring rule: every method's embedding + its time/memory per seed, and the WNN graph per seed.
 BENCHMARK_INPUTS = dict(
     data=out("{ds}", "preprocessed.h5mu"),
-    embeddings=[out("{ds}", "benchmark", "embeddings", f"{m}.tsv") for m in BENCHMARK_METHODS],
-    resources=[out("{ds}", "benchmark", "embeddings", f"{m}.json") for m in BENCHMARK_METHODS],
-    **({"wnn_graph": out("{ds}", "benchmark", "embeddings", "wnn_graph.npz")} if "wnn" in BENCHMARK_METHODS else {}),
+    embeddings=[benchmark_seed_out("{ds}", s, "embeddings", f"{m}.tsv") for m, s in BENCHMARK_RUNS],
+    resources=[benchmark_seed_out("{ds}", s, "embeddings", f"{m}.json") for m, s in BENCHMARK_RUNS],
+    **(
+        {"wnn_graphs": [benchmark_seed_out("{ds}", s, "embeddings", "wnn_graph.npz") for s in BENCHMARK_SEEDS]}
+        if "wnn" in BENCHMARK_METHODS
+        else {}
+    ),
+)
+# The UMAP grid draws each method once: its embedding of the first seed.
+UMAP_SEED = BENCHMARK_SEEDS[0]
+UMAP_INPUTS = dict(
+    data=out("{ds}", "preprocessed.h5mu"),
+    embeddings=[benchmark_seed_out("{ds}", UMAP_SEED, "embeddings", f"{m}.tsv") for m in BENCHMARK_METHODS],
+    **(
+        {"wnn_graph": benchmark_seed_out("{ds}", UMAP_SEED, "embeddings", "wnn_graph.npz")}
+        if "wnn" in BENCHMARK_METHODS
+        else {}
+    ),
 )
 BENCHMARK_PARAMS = dict(
-    seed=config["benchmark"]["seed"],
+    # the method's own seed: one run per entry of benchmark.seeds
+    seed=lambda wildcards: int(wildcards.seed),
     n_top_genes=config["qc"]["n_top_genes"],
     n_pcs=config["qc"]["n_pcs"],
     n_lsi_components=config["qc"]["n_lsi_components"],
@@ -28,17 +49,20 @@ BENCHMARK_PARAMS = dict(
 rule embed_scmvp:
     input:
         data=out("{ds}", "preprocessed.h5mu"),
-        embedding=out("{ds}", "imputed.h5mu"),
+        # imputed.h5mu for model.seed, the extra model's latent.tsv for any other seed (rules/common.smk)
+        embedding=scmvp_seed_latent,
     output:
-        embedding=out("{ds}", "benchmark", "embeddings", "scmvp.tsv"),
-        resources=out("{ds}", "benchmark", "embeddings", "scmvp.json"),
+        embedding=benchmark_seed_out("{ds}", "{seed}", "embeddings", "scmvp.tsv"),
+        resources=benchmark_seed_out("{ds}", "{seed}", "embeddings", "scmvp.json"),
     params:
         method="scmvp",
-        model_benchmarks=out("{ds}", "benchmarks"),
+        seed=lambda wildcards: int(wildcards.seed),
+        # scMVP's seconds and memory: those of the model rules behind this seed's latent
+        model_benchmarks=scmvp_seed_cost,
     log:
-        out("{ds}", "logs", "benchmark", "embed_scmvp.log"),
+        seed_log("{ds}", "{seed}", "embed_scmvp.log"),
     benchmark:
-        out("{ds}", "benchmarks", "benchmark", "embed_scmvp.tsv")
+        seed_benchmark("{ds}", "{seed}", "embed_scmvp.tsv")
     conda:
         "../envs/core.yaml"
     threads: 1
@@ -53,15 +77,15 @@ rule embed_rna_pca:
     input:
         data=out("{ds}", "preprocessed.h5mu"),
     output:
-        embedding=out("{ds}", "benchmark", "embeddings", "rna_pca.tsv"),
-        resources=out("{ds}", "benchmark", "embeddings", "rna_pca.json"),
+        embedding=benchmark_seed_out("{ds}", "{seed}", "embeddings", "rna_pca.tsv"),
+        resources=benchmark_seed_out("{ds}", "{seed}", "embeddings", "rna_pca.json"),
     params:
         method="rna_pca",
         **BENCHMARK_PARAMS,
     log:
-        out("{ds}", "logs", "benchmark", "embed_rna_pca.log"),
+        seed_log("{ds}", "{seed}", "embed_rna_pca.log"),
     benchmark:
-        out("{ds}", "benchmarks", "benchmark", "embed_rna_pca.tsv")
+        seed_benchmark("{ds}", "{seed}", "embed_rna_pca.tsv")
     conda:
         "../envs/core.yaml"
     threads: 1
@@ -76,15 +100,15 @@ rule embed_atac_lsi:
     input:
         data=out("{ds}", "preprocessed.h5mu"),
     output:
-        embedding=out("{ds}", "benchmark", "embeddings", "atac_lsi.tsv"),
-        resources=out("{ds}", "benchmark", "embeddings", "atac_lsi.json"),
+        embedding=benchmark_seed_out("{ds}", "{seed}", "embeddings", "atac_lsi.tsv"),
+        resources=benchmark_seed_out("{ds}", "{seed}", "embeddings", "atac_lsi.json"),
     params:
         method="atac_lsi",
         **BENCHMARK_PARAMS,
     log:
-        out("{ds}", "logs", "benchmark", "embed_atac_lsi.log"),
+        seed_log("{ds}", "{seed}", "embed_atac_lsi.log"),
     benchmark:
-        out("{ds}", "benchmarks", "benchmark", "embed_atac_lsi.tsv")
+        seed_benchmark("{ds}", "{seed}", "embed_atac_lsi.tsv")
     conda:
         "../envs/core.yaml"
     threads: 1
@@ -99,16 +123,16 @@ rule embed_wnn:
     input:
         data=out("{ds}", "preprocessed.h5mu"),
     output:
-        embedding=out("{ds}", "benchmark", "embeddings", "wnn.tsv"),
-        resources=out("{ds}", "benchmark", "embeddings", "wnn.json"),
-        graph=out("{ds}", "benchmark", "embeddings", "wnn_graph.npz"),
+        embedding=benchmark_seed_out("{ds}", "{seed}", "embeddings", "wnn.tsv"),
+        resources=benchmark_seed_out("{ds}", "{seed}", "embeddings", "wnn.json"),
+        graph=benchmark_seed_out("{ds}", "{seed}", "embeddings", "wnn_graph.npz"),
     params:
         method="wnn",
         **BENCHMARK_PARAMS,
     log:
-        out("{ds}", "logs", "benchmark", "embed_wnn.log"),
+        seed_log("{ds}", "{seed}", "embed_wnn.log"),
     benchmark:
-        out("{ds}", "benchmarks", "benchmark", "embed_wnn.tsv")
+        seed_benchmark("{ds}", "{seed}", "embed_wnn.tsv")
     conda:
         "../envs/core.yaml"
     threads: 1
@@ -123,15 +147,15 @@ rule embed_mofa:
     input:
         data=out("{ds}", "preprocessed.h5mu"),
     output:
-        embedding=out("{ds}", "benchmark", "embeddings", "mofa.tsv"),
-        resources=out("{ds}", "benchmark", "embeddings", "mofa.json"),
+        embedding=benchmark_seed_out("{ds}", "{seed}", "embeddings", "mofa.tsv"),
+        resources=benchmark_seed_out("{ds}", "{seed}", "embeddings", "mofa.json"),
     params:
         method="mofa",
         **BENCHMARK_PARAMS,
     log:
-        out("{ds}", "logs", "benchmark", "embed_mofa.log"),
+        seed_log("{ds}", "{seed}", "embed_mofa.log"),
     benchmark:
-        out("{ds}", "benchmarks", "benchmark", "embed_mofa.tsv")
+        seed_benchmark("{ds}", "{seed}", "embed_mofa.tsv")
     conda:
         "../envs/mofa.yaml"
     threads: 1
@@ -146,15 +170,15 @@ rule embed_scvi:
     input:
         data=out("{ds}", "preprocessed.h5mu"),
     output:
-        embedding=out("{ds}", "benchmark", "embeddings", "scvi.tsv"),
-        resources=out("{ds}", "benchmark", "embeddings", "scvi.json"),
+        embedding=benchmark_seed_out("{ds}", "{seed}", "embeddings", "scvi.tsv"),
+        resources=benchmark_seed_out("{ds}", "{seed}", "embeddings", "scvi.json"),
     params:
         method="scvi",
         **BENCHMARK_PARAMS,
     log:
-        out("{ds}", "logs", "benchmark", "embed_scvi.log"),
+        seed_log("{ds}", "{seed}", "embed_scvi.log"),
     benchmark:
-        out("{ds}", "benchmarks", "benchmark", "embed_scvi.tsv")
+        seed_benchmark("{ds}", "{seed}", "embed_scvi.tsv")
     conda:
         "../envs/scvi.yaml"
     # torch threads as for scMVP (model.threads): more threads than free cores slow torch many times over
@@ -170,15 +194,15 @@ rule embed_multivi:
     input:
         data=out("{ds}", "preprocessed.h5mu"),
     output:
-        embedding=out("{ds}", "benchmark", "embeddings", "multivi.tsv"),
-        resources=out("{ds}", "benchmark", "embeddings", "multivi.json"),
+        embedding=benchmark_seed_out("{ds}", "{seed}", "embeddings", "multivi.tsv"),
+        resources=benchmark_seed_out("{ds}", "{seed}", "embeddings", "multivi.json"),
     params:
         method="multivi",
         **BENCHMARK_PARAMS,
     log:
-        out("{ds}", "logs", "benchmark", "embed_multivi.log"),
+        seed_log("{ds}", "{seed}", "embed_multivi.log"),
     benchmark:
-        out("{ds}", "benchmarks", "benchmark", "embed_multivi.tsv")
+        seed_benchmark("{ds}", "{seed}", "embed_multivi.tsv")
     conda:
         "../envs/scvi.yaml"
     threads: config["model"]["threads"]
@@ -200,10 +224,23 @@ rule benchmark_scores:
             subcategory="{ds}",
             labels={"dataset": "{ds}", "figure": "scores table"},
         ),
+        summary=report(
+            out("{ds}", "benchmark", "summary.tsv"),
+            caption="../report/clustering_summary.rst",
+            category="Clustering benchmark",
+            subcategory="{ds}",
+            labels={"dataset": "{ds}", "figure": "mean and sd over seeds"},
+        ),
     params:
-        methods=BENCHMARK_METHODS,
+        # method and seed of each entry of input.embeddings / input.resources, in order
+        methods=[method for method, _ in BENCHMARK_RUNS],
+        seeds=[seed for _, seed in BENCHMARK_RUNS],
+        # the seed of input.wnn_graphs' entries, in order
+        graph_seeds=BENCHMARK_SEEDS,
+        # the scoring's seed (KMeans, Leiden, the kNN folds): the same for every method and seed
         seed=config["benchmark"]["seed"],
         n_neighbors=config["benchmark"]["n_neighbors"],
+        knn_folds=5,
     log:
         out("{ds}", "logs", "benchmark", "scores.log"),
     benchmark:
@@ -220,7 +257,7 @@ rule benchmark_scores:
 
 rule benchmark_umap:
     input:
-        **BENCHMARK_INPUTS,
+        **UMAP_INPUTS,
     output:
         umap=out("{ds}", "benchmark", "umap.tsv"),
     params:
@@ -301,7 +338,11 @@ rule plot_benchmark_umap:
 STAGE_TARGETS.append(
     lambda ds: (
         [out(ds, "benchmark", "umap.png")]
-        + ([out(ds, "benchmark", "clustering.tsv"), out(ds, "benchmark", "clustering.png")] if has_labels(ds) else [])
+        + (
+            [out(ds, "benchmark", name) for name in ("clustering.tsv", "summary.tsv", "clustering.png")]
+            if has_labels(ds)
+            else []
+        )
     )
     if BENCHMARK_METHODS
     else []

@@ -4,6 +4,9 @@ import re
 
 from snakemake.exceptions import WorkflowError
 
+from scmvp.errors import InputError
+from scmvp.sample_sheet import read_sample_sheet, sheet_has_labels, sheet_records
+
 RESULTS = config["results"]
 DATASETS = list(config["datasets"])
 
@@ -28,21 +31,75 @@ SIMULATED_MARKS = ["H3K4me3", "H3K27ac"]
 SIMULATED_TRAJECTORY = {"root_label": "T_early", "labels": ["T_early", "T_late"]}
 
 
+def dataset_pattern(names):
+    """A wildcard constraint matching exactly `names`."""
+    return "|".join(map(re.escape, names)) if names else "NO_DATASET"
+
+
+# Datasets joined from a sample sheet (`samples:`, rule ingest_samples in rules/samples.smk) and those read
+# from one input (rule ingest); each ingest rule is constrained to its own datasets.
+SAMPLE_SHEET_DATASETS = [ds for ds in DATASETS if "samples" in config["datasets"][ds]]
+SINGLE_INPUT_DATASETS = [ds for ds in DATASETS if ds not in SAMPLE_SHEET_DATASETS]
+
+
 wildcard_constraints:
-    ds="|".join(map(re.escape, DATASETS)) if DATASETS else "NO_DATASET",
+    ds=dataset_pattern(DATASETS),
+    seed=r"\d+",
 
 
 def dataset(ds):
     return config["datasets"][ds]
 
 
+def is_sample_sheet(ds):
+    return "samples" in dataset(ds)
+
+
 def is_simulated(ds):
-    return dataset(ds)["technology"] == "simulated"
+    return dataset(ds).get("technology") == "simulated"
 
 
 def out(ds, *parts):
     """Path of an output of dataset `ds` under the results folder."""
     return os.path.join(RESULTS, ds, *parts)
+
+
+def benchmark_seed_out(ds, seed, *parts):
+    """Path of an output of the benchmark's run with seed `seed` (benchmark.seeds) of dataset `ds`:
+    results/{ds}/benchmark/seeds/{seed}/..., the embeddings of every method and, for a seed other than
+    model.seed, the extra scMVP model trained with it."""
+    return out(ds, "benchmark", "seeds", str(seed), *parts)
+
+
+def seed_log(ds, seed, name):
+    """Log file of a rule run for one benchmark seed."""
+    return out(ds, "logs", "benchmark", "seeds", str(seed), name)
+
+
+def seed_benchmark(ds, seed, name):
+    """Snakemake benchmark file (time, memory) of a rule run for one benchmark seed."""
+    return out(ds, "benchmarks", "benchmark", "seeds", str(seed), name)
+
+
+def is_model_seed(seed):
+    """Whether benchmark seed `seed` is model.seed: its scMVP embedding is the main model's latent."""
+    return int(seed) == int(config["model"]["seed"])
+
+
+def scmvp_seed_latent(wildcards):
+    """scMVP's latent for one benchmark seed (input of embed_scmvp): imputed.h5mu (obsm X_scmvp) of the main
+    model when the seed is model.seed, else the latent of the extra model trained with that seed (train_seed)."""
+    if is_model_seed(wildcards.seed):
+        return out(wildcards.ds, "imputed.h5mu")
+    return benchmark_seed_out(wildcards.ds, wildcards.seed, "scmvp", "latent.tsv")
+
+
+def scmvp_seed_cost(wildcards):
+    """Snakemake benchmark files of the model rules behind one seed's scMVP latent (its seconds and memory):
+    train + impute for model.seed, train_seed (training + latent) for any other seed."""
+    if is_model_seed(wildcards.seed):
+        return [out(wildcards.ds, "benchmarks", name) for name in ("train.tsv", "impute.tsv")]
+    return [seed_benchmark(wildcards.ds, wildcards.seed, "train_scmvp.tsv")]
 
 
 def simulated_file(ds, key):
@@ -71,6 +128,8 @@ def labels_file(ds):
 def has_labels(ds):
     """Whether the cells of `ds` carry labels after ingest: from a labels file, from the cell annotation named by
     `label_column`, or (technology h5mu) from the file's own obs["label"]."""
+    if is_sample_sheet(ds):
+        return sheet_has_labels(sample_sheet(ds))
     if labels_file(ds) is not None or dataset(ds).get("label_column"):
         return True
     if dataset(ds)["technology"] == "h5mu" and os.path.isfile(dataset(ds)["path"]):
@@ -91,8 +150,8 @@ def reference(ds, name):
 def arc_file(ds, name):
     """Cell Ranger ARC's `name` (atac_fragments.tsv.gz, per_barcode_metrics.csv) in the outs/ folder of a
     10x_multiome dataset: `path` itself, `path`/outs, or the folder holding `path` (the matrix); else None."""
-    if dataset(ds)["technology"] != "10x_multiome":
-        return None
+    if dataset(ds).get("technology") != "10x_multiome":
+        return None  # sample sheets too: their fragments files are not read yet (barcodes need the sample)
     path = os.path.abspath(dataset(ds)["path"])
     folders = [path, os.path.join(path, "outs")] if os.path.isdir(path) else []
     folders.append(os.path.dirname(path))
@@ -110,8 +169,8 @@ def fragment_qc_inputs(ds):
     else:
         inputs = {}
         fragments = arc_file(ds, "atac_fragments.tsv.gz")
-        if fragments and os.path.isfile(fragments + ".tbi"):
-            inputs.update(fragments=fragments, fragments_index=fragments + ".tbi")
+        if fragments and os.path.isfile(f"{fragments}.tbi"):
+            inputs.update(fragments=fragments, fragments_index=f"{fragments}.tbi")
         metrics = arc_file(ds, "per_barcode_metrics.csv")
         if metrics:
             inputs["barcode_metrics"] = metrics
@@ -139,7 +198,7 @@ def check_inputs_exist():
         cfg = dataset(ds)
         if is_simulated(ds) or cfg.get("url"):
             continue  # produced by a rule
-        paths = {"path": cfg["path"], "labels": cfg.get("labels")}
+        paths = {"samples": cfg["samples"]} if is_sample_sheet(ds) else {"path": cfg["path"], "labels": cfg.get("labels")}
         paths.update({f"references.{k}": v for k, v in cfg.get("references", {}).items() if k != "histone"})
         paths.update({f"references.histone.{k}": v for k, v in cfg.get("references", {}).get("histone", {}).items()})
         for key, path in paths.items():
@@ -148,6 +207,25 @@ def check_inputs_exist():
 
 
 check_inputs_exist()
+
+
+# Sample sheets, read and checked once at parse time (scmvp.samples.read_sample_sheet: its own schema,
+# config/schemas/samples.schema.yaml, and one line naming the sheet per problem); paths made absolute.
+SAMPLE_SHEETS = {}
+for _ds in SAMPLE_SHEET_DATASETS:
+    try:
+        SAMPLE_SHEETS[_ds] = read_sample_sheet(dataset(_ds)["samples"])
+    except InputError as _err:
+        raise WorkflowError(f"config: datasets.{_ds}.samples: {_err}")
+
+
+def sample_sheet(ds):
+    return SAMPLE_SHEETS[ds]
+
+
+def is_multi_library(ds):
+    """A sample sheet of more than one library: the integration metrics apply."""
+    return is_sample_sheet(ds) and len(sample_sheet(ds)) > 1
 
 # Each stage adds its per-dataset targets here when it joins `rule all`.
 STAGE_TARGETS = []

@@ -17,6 +17,9 @@ rule ingest:
         out("{ds}", "logs", "ingest.log"),
     benchmark:
         out("{ds}", "benchmarks", "ingest.tsv")
+    wildcard_constraints:
+        # sample-sheet datasets are joined by rule ingest_samples (rules/samples.smk)
+        ds=dataset_pattern(SINGLE_INPUT_DATASETS),
     conda:
         "../envs/core.yaml"
     threads: 1

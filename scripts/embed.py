@@ -1,8 +1,9 @@
 """Embed the preprocessed cells with one benchmark method; write the embedding and its time/memory.
 
 params: method, seed, n_top_genes, n_pcs, n_lsi_components, mofa_factors, mofa_iterations,
-scvi, multivi (the config's benchmark.scvi / benchmark.multivi), accelerator; for scmvp also model_benchmarks
-(folder of the model rules' benchmark files).
+scvi, multivi (the config's benchmark.scvi / benchmark.multivi), accelerator; for scmvp input embedding
+(imputed.h5mu with obsm X_scmvp, or the latent.tsv of a benchmark seed's extra model) and params
+model_benchmarks (the model rules' Snakemake benchmark files).
 """
 import json
 import logging
@@ -18,21 +19,32 @@ from scmvp.metrics import track_resources
 from scmvp.rule import atomic_path, run
 
 log = logging.getLogger("scmvp.embed")
-# Snakemake benchmark files of the model rules (rules/model.smk): scMVP's cost is training + imputation.
-MODEL_BENCHMARKS = ("train.tsv", "impute.tsv")
 
 
-def model_resources(benchmark_dir):
-    """Seconds and peak memory of the model's training + imputation, from Snakemake benchmark files."""
-    files = [path for path in (os.path.join(benchmark_dir, name) for name in MODEL_BENCHMARKS)
-             if os.path.exists(path)]
+def model_resources(benchmark_files):
+    """Seconds (summed) and peak memory (max) of the model rules behind scMVP's latent (training + imputation,
+    or the training of a benchmark seed's extra model), from their Snakemake benchmark files."""
+    files = [path for path in benchmark_files if os.path.exists(path)]
     if not files:
-        log.warning("no model benchmark files in %s: scmvp seconds/memory left empty", benchmark_dir)
+        log.warning("no model benchmark files (%s): scmvp seconds/memory left empty", ", ".join(benchmark_files))
         return {"seconds": None, "peak_mem_mb": None}
     tables = [pd.read_csv(path, sep="\t") for path in files]
     return {"seconds": float(sum(t["s"].iloc[0] for t in tables)),
             "peak_mem_mb": float(max(pd.to_numeric(t["max_rss"], errors="coerce").iloc[0] for t in tables)),
             "from": files}
+
+
+def scmvp_latent(path, barcodes):
+    """scMVP's latent of the benchmark's cells: obsm X_scmvp of imputed.h5mu, or a seed's latent.tsv."""
+    if str(path).endswith(".tsv"):
+        cells, embedding = baselines.read_embedding(path)
+        if not cells.equals(pd.Index(barcodes)):
+            raise InputError(path, "its barcodes differ from the preprocessed cells")
+        return embedding
+    embedding = baselines.read_obsm(path, "X_scmvp", barcodes)
+    if not np.isfinite(embedding).all():
+        raise InputError(path, 'obsm["X_scmvp"] has NaN or infinite values')
+    return embedding
 
 
 def import_libraries(method):
@@ -61,10 +73,8 @@ def main(smk):
     data = smk.input.data
     if method == "scmvp":
         barcodes, _ = baselines.read_cells(data)
-        embedding = baselines.read_obsm(smk.input.embedding, "X_scmvp", barcodes)
-        if not np.isfinite(embedding).all():
-            raise InputError(smk.input.embedding, 'obsm["X_scmvp"] has NaN or infinite values')
-        usage, extra = model_resources(smk.params.model_benchmarks), {}
+        embedding = scmvp_latent(smk.input.embedding, barcodes)
+        usage, extra = model_resources(list(smk.params.model_benchmarks)), {}
     else:
         import mudata as md
 
@@ -89,7 +99,8 @@ def main(smk):
             sp.save_npz(tmp, sp.csr_matrix(extra.pop("graph")))
     baselines.write_embedding(embedding, barcodes, smk.output.embedding)
     with atomic_path(smk.output.resources) as tmp, open(tmp, "w") as handle:
-        json.dump({"method": method, "n_cells": int(len(barcodes)), "n_dims": int(embedding.shape[1]),
+        json.dump({"method": method, "seed": int(smk.params.seed) if "seed" in smk.params.keys() else None,
+                   "n_cells": int(len(barcodes)), "n_dims": int(embedding.shape[1]),
                    **usage, **extra}, handle, indent=1)
 
 

@@ -1,4 +1,6 @@
-"""Rule `train`: fit scMVP on results/{ds}/preprocessed.h5mu -> model.pt + history.tsv (resumable)."""
+"""Rules `train` and `train_seed`: fit scMVP on results/{ds}/preprocessed.h5mu -> model.pt + history.tsv
+(resumable); with output `latent` (train_seed, a benchmark seed's extra model) also the latent means of every
+cell as an embedding tsv (barcode, dim_1..dim_n), what the benchmark reads."""
 import logging
 
 import mudata
@@ -21,6 +23,12 @@ def main(smk):
     history = model.train(checkpoint_dir=smk.params.checkpoints, progress=False)
     write_tsv(history, smk.output.history)
     model.save(smk.output.model)
+    if "latent" in smk.output.keys():
+        from scmvp import baselines
+
+        latent = model.get_latent()
+        baselines.write_embedding(latent, mdata.obs_names.astype(str), smk.output.latent)
+        log.info("latent %s of seed %s written", latent.shape, config["seed"])
 
 
 run(main, snakemake)  # noqa: F821 - provided by Snakemake

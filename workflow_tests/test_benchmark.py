@@ -233,33 +233,67 @@ def test_embedding_tsv_round_trip(tmp_path):
 
 
 def test_benchmark_end_to_end_and_report(tiny_workflow):
-    """clustering.tsv on the tiny simulated dataset, its figures, and the HTML report that shows them."""
-    scores, bars, umap = tiny_workflow.build("tiny/benchmark/clustering.tsv", "tiny/benchmark/clustering.png",
-                                             "tiny/benchmark/umap.png")
+    """clustering.tsv (per method, clustering and seed) and summary.tsv on the tiny simulated dataset, its
+    figures, and the HTML report that shows them."""
+    scores, summary, bars, umap = tiny_workflow.build(
+        "tiny/benchmark/clustering.tsv", "tiny/benchmark/summary.tsv", "tiny/benchmark/clustering.png",
+        "tiny/benchmark/umap.png")
     table = pd.read_csv(scores, sep="\t")
-    assert list(table.columns) == ["method", "clustering", "ari", "nmi", "n_clusters", "seconds", "peak_mem_mb"]
+    # the DESIGN.md columns first, then the per-seed ones
+    assert list(table.columns) == ["method", "clustering", "ari", "nmi", "n_clusters", "seconds", "peak_mem_mb",
+                                   "seed", "knn_accuracy", "knn_balanced_accuracy"]
     methods = tiny_workflow.config["benchmark"]["methods"]
+    seeds = tiny_workflow.config["benchmark"]["seeds"]
+    assert len(seeds) == 2 and tiny_workflow.config["model"]["seed"] in seeds
     assert sorted(table["method"].unique()) == sorted(methods)
-    assert len(table) == 2 * len(methods) and set(table["clustering"]) == {"kmeans", "leiden"}
+    assert len(table) == 2 * len(methods) * len(seeds) and set(table["clustering"]) == {"kmeans", "leiden"}
+    assert not table.duplicated(["method", "clustering", "seed"]).any() and set(table["seed"]) == set(seeds)
     assert table[["ari", "nmi"]].apply(lambda c: c.between(-0.5, 1.0)).all().all()
-    rna = table[table["method"] == "rna_pca"].set_index("clustering")
+    assert table[["knn_accuracy", "knn_balanced_accuracy"]].apply(lambda c: c.between(0.0, 1.0)).all().all()
+    rna = table[(table["method"] == "rna_pca") & (table["seed"] == seeds[0])].set_index("clustering")
     assert rna.loc["kmeans", "ari"] > 0.5 and rna.loc["leiden", "ari"] > 0.5
+    assert rna.loc["kmeans", "knn_accuracy"] > 0.7  # six simulated types, 1/6 by chance
     n_types = tiny_workflow.config["datasets"]["tiny"]["simulate"]["n_types"]
     assert (rna["n_clusters"] == n_types).all()
     assert (table.loc[table["method"] != "scmvp", "seconds"] > 0).all()
     assert (table.loc[table["method"] != "scmvp", "peak_mem_mb"] > 10).all()
     for figure in (bars, umap):
         assert figure.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and figure.stat().st_size > 10_000
-    lsi = json.loads((scores.parent / "embeddings" / "atac_lsi.json").read_text())
-    assert "depth_spearman_first_component" in lsi
+    seed_dir = scores.parent / "seeds"
+    lsi = json.loads((seed_dir / str(seeds[0]) / "embeddings" / "atac_lsi.json").read_text())
+    assert "depth_spearman_first_component" in lsi and lsi["seed"] == seeds[0]
+
+    # scMVP: model.seed's embedding is the main model's latent; the other seed trained its own model
+    main_seed, other_seed = seeds
+    cells, main_latent = baselines.read_embedding(seed_dir / str(main_seed) / "embeddings" / "scmvp.tsv")
+    imputed = tiny_workflow.results / "tiny" / "imputed.h5mu"
+    np.testing.assert_allclose(main_latent, baselines.read_obsm(imputed, "X_scmvp", cells), rtol=1e-5, atol=1e-6)
+    assert (seed_dir / str(other_seed) / "scmvp" / "model.pt").exists()
+    _, other_latent = baselines.read_embedding(seed_dir / str(other_seed) / "embeddings" / "scmvp.tsv")
+    assert other_latent.shape == main_latent.shape and not np.allclose(other_latent, main_latent)
+    other_json = json.loads((seed_dir / str(other_seed) / "embeddings" / "scmvp.json").read_text())
+    assert other_json["seconds"] > 0 and other_json["from"][0].endswith(f"seeds/{other_seed}/train_scmvp.tsv")
+
+    # the summary: one row per method, mean and sd over the seeds
+    mean_sd = pd.read_csv(summary, sep="\t").set_index("method")
+    assert list(mean_sd.index) == methods and (mean_sd["n_seeds"] == len(seeds)).all()
+    for column in ("kmeans_ari", "kmeans_nmi", "leiden_ari", "leiden_nmi", "knn_accuracy", "knn_balanced_accuracy"):
+        per_seed = table.drop_duplicates(["method", "seed"]) if column.startswith("knn") else \
+            table[table["clustering"] == column.split("_")[0]]
+        metric = column if column.startswith("knn") else column.split("_")[1]
+        expected = per_seed.groupby("method")[metric].agg(["mean", "std"])
+        np.testing.assert_allclose(mean_sd[f"{column}_mean"], expected.loc[methods, "mean"], atol=1e-4)
+        # RNA PCA does not depend on the seed (ARPACK converges to the same components): sd 0
+        assert mean_sd.loc["rna_pca", f"{column}_sd"] == pytest.approx(0.0, abs=1e-6)
+    assert mean_sd.loc["scmvp", "seconds_mean"] > 0
 
     html = tiny_workflow.workdir / "report.html"
     qc_figure = tiny_workflow.build("tiny/qc/qc.png")
     snakemake(tiny_workflow.workdir, tiny_workflow.config,
-              targets=[str(p) for p in (scores, bars, umap, qc_figure)], extra=("--report", str(html)))
+              targets=[str(p) for p in (scores, summary, bars, umap, qc_figure)], extra=("--report", str(html)))
     text = html.read_text(errors="replace")
     # the QC page a facility sends: its figure and summary table, in their own section
-    for name in ("clustering.png", "umap.png", "clustering.tsv", "Clustering benchmark", "scMVP pipeline",
+    for name in ("clustering.png", "umap.png", "clustering.tsv", "summary.tsv", "Clustering benchmark", "scMVP pipeline",
                  "Quality control", "qc.png", "summary.tsv"):
         assert name in text, f"{name} missing from the report"
 

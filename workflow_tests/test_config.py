@@ -58,7 +58,7 @@ def test_misspelled_dataset_key_gives_one_line_with_suggestion(tmp_path):
     assert code != 0
     lines = [line for line in output.splitlines() if line.startswith("config:")]
     assert lines == ["config: datasets.pbmc: unknown key 'lables' (allowed: technology, path, labels, label_column, "
-                     "genome, url, simulate, references, bulk_label_map, trajectory); did you mean 'labels'?"], output
+                     "genome, url, simulate, references, bulk_label_map, trajectory, samples); did you mean 'labels'?"], output
     assert_short(output)
 
 
@@ -90,13 +90,13 @@ def schema():
 @pytest.mark.parametrize("config, expected", [
     ({"datasets": {"pbmc": {"technology": "simulated", "lables": "x"}}},
      ["config: datasets.pbmc: unknown key 'lables' (allowed: technology, path, labels, label_column, genome, url, "
-      "simulate, references, bulk_label_map, trajectory); did you mean 'labels'?"]),
+      "simulate, references, bulk_label_map, trajectory, samples); did you mean 'labels'?"]),
     ({"datasets": {"pbmc": {"technology": "simulated"}}, "genome": "hg38"},
      ["config: unknown top-level key 'genome' (allowed: datasets, results, qc, model, benchmark, validation, cre); "
       "'genome' belongs in datasets.<name>"]),
     ({"datasets": {"pbmc": {"technology": "simulated"}}, "benchmark": {"n_epochs": 3}},
      ["config: benchmark: unknown key 'n_epochs' (allowed: methods, scvi, multivi, mofa_factors, mofa_iterations, "
-      "n_neighbors, leiden_resolution, seed); 'n_epochs' belongs in model"]),
+      "n_neighbors, leiden_resolution, seeds, seed); 'n_epochs' belongs in model"]),
     # the retired shared epoch key: one line saying what replaced it
     ({"datasets": {"pbmc": {"technology": "simulated"}}, "benchmark": {"scvi_epochs": 100}},
      ["config: benchmark: 'scvi_epochs' was removed: scVI and MultiVI now train with their own scvi-tools "
@@ -107,7 +107,7 @@ def schema():
       "min_cell_fraction); did you mean 'max_epochs'?"]),
     ({"datasets": {"pbmc": {"technology": "simulated", "simulate": {"n_cell": 300}}}},
      ["config: datasets.pbmc.simulate: unknown key 'n_cell' (allowed: n_cells, n_genes, n_peaks, n_types, "
-      "n_chromosomes, seed); did you mean 'n_cells'?"]),
+      "n_chromosomes, seed, scenario, rna_umis, atac_fragments); did you mean 'n_cells'?"]),
     ({"datasets": {"mine": {"technology": "mtx"}}}, ["config: datasets.mine: 'path' is a required property"]),
     ({"datasets": {"mine": {"technology": "nanopore", "path": "x"}}},
      ["config: datasets.mine.technology: 'nanopore' is not one of [simulated, 10x_multiome, snare, share, scicar, "

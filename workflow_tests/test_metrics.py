@@ -112,3 +112,90 @@ def test_track_resources_sees_time_and_memory():
         assert usage["peak_mem_mb"] > before["peak_mem_mb"] + 250
     else:  # the process peak so far, which includes the block
         assert usage["peak_mem_mb"] > 300
+
+
+def test_knn_accuracy_of_separated_labels_is_one():
+    embedding, labels = blobs()
+    scores = metrics.knn_label_transfer(embedding, labels.astype(str), n_neighbors=15, seed=0)
+    assert scores == {"knn_accuracy": 1.0, "knn_balanced_accuracy": 1.0}
+
+
+def test_knn_accuracy_of_a_random_embedding_is_chance():
+    rng = np.random.default_rng(0)
+    labels = rng.choice(["a", "b", "c", "d"], size=2000)
+    scores = metrics.knn_label_transfer(rng.normal(size=(2000, 10)), labels, seed=0)
+    assert scores["knn_accuracy"] == pytest.approx(0.25, abs=0.04)
+    assert scores["knn_balanced_accuracy"] == pytest.approx(0.25, abs=0.04)
+
+
+def test_knn_balanced_accuracy_counts_a_rare_label_as_much_as_a_common_one():
+    # one random cloud, 95 % "a": 15 neighbours almost always vote "a", so accuracy ~ 0.95, balanced ~ 0.5
+    rng = np.random.default_rng(1)
+    labels = np.array(["a"] * 950 + ["b"] * 50)
+    scores = metrics.knn_label_transfer(rng.normal(size=(1000, 5)), labels, seed=0)
+    assert scores["knn_accuracy"] == pytest.approx(0.95, abs=0.01)
+    assert scores["knn_balanced_accuracy"] == pytest.approx(0.5, abs=0.02)
+
+
+def test_knn_accuracy_with_labels_smaller_than_the_folds_and_unlabelled_cells():
+    embedding, labels = blobs(n_per_cluster=40, n_clusters=3)
+    labels = labels.astype(str).astype(object)
+    labels[:3] = "rare"  # 3 cells, fewer than the 5 folds
+    labels[3] = "single"  # 1 cell: never in its own training folds
+    scores = metrics.knn_label_transfer(embedding, labels, seed=0)
+    assert 0.9 < scores["knn_accuracy"] < 1.0  # the rare cells sit in cluster 0: they get its label
+    assert scores["knn_balanced_accuracy"] < scores["knn_accuracy"]
+    # unlabelled cells are neither references nor queries: adding them changes nothing
+    extra = np.vstack([embedding, np.random.default_rng(2).normal(size=(30, embedding.shape[1]))])
+    with_unlabelled = np.concatenate([labels, np.full(30, None, dtype=object)])
+    assert metrics.knn_label_transfer(extra, with_unlabelled, seed=0) == scores
+    # seeded: the same folds, the same numbers
+    assert metrics.knn_label_transfer(embedding, labels, seed=0) == scores
+    with pytest.raises(ValueError, match="two distinct labels"):
+        metrics.knn_label_transfer(embedding, ["x"] * len(embedding))
+
+
+def _seed_scores():
+    """clustering.tsv rows: a deterministic method and one whose scores move with the seed."""
+    import pandas as pd
+
+    rows = []
+    for seed, moving in ((0, 0.5), (1, 0.7), (2, 0.9)):
+        for clustering, shift in (("kmeans", 0.0), ("leiden", 0.05)):
+            rows.append({"method": "scmvp", "clustering": clustering, "ari": moving - shift, "nmi": moving,
+                         "n_clusters": 4, "seconds": 10.0 * (seed + 1), "peak_mem_mb": 100.0 + seed, "seed": seed,
+                         "knn_accuracy": moving + 0.05, "knn_balanced_accuracy": moving})
+            rows.append({"method": "rna_pca", "clustering": clustering, "ari": 0.6, "nmi": 0.65, "n_clusters": 4,
+                         "seconds": 1.0, "peak_mem_mb": 50.0, "seed": seed, "knn_accuracy": 0.8,
+                         "knn_balanced_accuracy": 0.75})
+    return pd.DataFrame(rows, columns=metrics.SCORE_COLUMNS)
+
+
+def test_summary_gives_mean_and_sd_over_seeds_per_method():
+    summary = metrics.summarise_seeds(_seed_scores()).set_index("method")
+    assert list(summary.index) == ["scmvp", "rna_pca"]
+    assert (summary["n_seeds"] == 3).all() and (summary["seeds"] == "0,1,2").all()
+    scmvp, pca = summary.loc["scmvp"], summary.loc["rna_pca"]
+    assert scmvp["kmeans_ari_mean"] == pytest.approx(0.7) and scmvp["kmeans_ari_sd"] == pytest.approx(0.2)
+    assert scmvp["leiden_ari_mean"] == pytest.approx(0.65) and scmvp["leiden_nmi_sd"] == pytest.approx(0.2)
+    assert scmvp["knn_accuracy_mean"] == pytest.approx(0.75) and scmvp["knn_accuracy_sd"] == pytest.approx(0.2)
+    assert scmvp["seconds_mean"] == pytest.approx(20.0) and scmvp["peak_mem_mb_max"] == 102.0
+    for column in ("kmeans_ari", "kmeans_nmi", "leiden_ari", "leiden_nmi", "knn_accuracy", "knn_balanced_accuracy"):
+        assert pca[f"{column}_sd"] == 0.0
+    assert pca["leiden_nmi_mean"] == pytest.approx(0.65) and pca["knn_balanced_accuracy_mean"] == pytest.approx(0.75)
+
+
+def test_summary_of_one_seed_has_no_sd_and_rejects_duplicates():
+    scores = _seed_scores()
+    one = metrics.summarise_seeds(scores[scores["seed"] == 1]).set_index("method")
+    assert (one["n_seeds"] == 1).all()
+    assert one.loc["scmvp", "kmeans_ari_mean"] == pytest.approx(0.7)
+    assert np.isnan(one.loc["scmvp", "kmeans_ari_sd"]) and np.isnan(one.loc["rna_pca", "knn_accuracy_sd"])
+    with pytest.raises(ValueError, match="more than one row"):
+        metrics.summarise_seeds(pd_concat(scores, scores.iloc[:1]))
+
+
+def pd_concat(*frames):
+    import pandas as pd
+
+    return pd.concat(frames, ignore_index=True)

@@ -76,6 +76,9 @@ def test_label_column_alone_enables_scoring(tmp_path):
               "benchmark": {"methods": ["scmvp", "rna_pca"]}}
     plan = _plan(tmp_path / "labelled", config)
     assert "clustering.tsv" in plan and "rule benchmark_scores:" in plan and "rule validation_deg:" in plan
+    # default benchmark.seeds = [model.seed]: one run per method, scMVP's main model, no extra training
+    assert "summary.tsv" in plan and "rule train_seed:" not in plan
+    assert len(re.findall(r"rule embed_rna_pca:", plan)) == 1
     unlabelled = {"datasets": {"mine": {"technology": "h5mu", "path": str(data)}},
                   "benchmark": {"methods": ["scmvp", "rna_pca"]}}
     plan = _plan(tmp_path / "unlabelled", unlabelled)
@@ -88,3 +91,18 @@ def test_no_benchmark_methods_schedule_no_benchmark_rule(tmp_path):
               "benchmark": {"methods": []}}
     plan = _plan(tmp_path / "none", config)
     assert "rule train:" in plan and not re.search(r"rule (embed_\w+|benchmark_\w+|plot_benchmark_\w+):", plan)
+
+
+def test_benchmark_seeds_plan_one_embedding_per_method_and_seed(tmp_path):
+    """benchmark.seeds [0, 3] with model.seed 0: every method embedded twice; scMVP's seed 0 is the main model
+    (imputed.h5mu), seed 3 one extra model under benchmark/seeds/3/scmvp/."""
+    data = _labelled_h5mu(tmp_path / "mine.h5mu")
+    config = {"datasets": {"mine": {"technology": "h5mu", "path": str(data), "label_column": "celltype"}},
+              "model": {"seed": 0}, "benchmark": {"methods": ["scmvp", "rna_pca"], "seeds": [0, 3]}}
+    plan = _plan(tmp_path / "seeds", config)
+    for seed in (0, 3):
+        for method in ("scmvp", "rna_pca"):
+            assert f"benchmark/seeds/{seed}/embeddings/{method}.tsv" in plan, (seed, method)
+    assert len(re.findall(r"rule train_seed:", plan)) == 1 and "benchmark/seeds/3/scmvp/model.pt" in plan
+    assert "benchmark/seeds/0/scmvp/model.pt" not in plan and len(re.findall(r"rule train:", plan)) == 1
+    assert "benchmark/summary.tsv" in plan

@@ -19,6 +19,8 @@ import jsonschema
 import yaml
 
 MAX_PROBLEMS = 3
+# The keys of a single-input dataset that a sample sheet (`samples`) replaces.
+SINGLE_INPUT_KEYS = ("technology", "path", "labels", "label_column", "url")
 MAX_CHARS = 300
 # Keys the schema no longer has, by their generic dotted place: what replaced them (one line for their users).
 RETIRED_KEYS = {
@@ -77,6 +79,13 @@ def _describe(error, schema) -> list[str]:
         return [_unknown_key(key, error, schema) for key in _unknown_keys(error)]
     if "propertyNames" in error.relative_schema_path:
         return [_shorten(f"{prefix}invalid key {error.instance!r}: {error.message}")]
+    if error.validator == "not" and isinstance(error.instance, Mapping) and "samples" in error.instance:
+        both = [k for k in SINGLE_INPUT_KEYS if k in error.instance]
+        return [f"{prefix}give either `samples` (a sample sheet) or `technology`/`path`, not both: `samples` "
+                f"replaces {', '.join(SINGLE_INPUT_KEYS)} (found {', '.join(both)}; put labels and covariates "
+                f"in the sample sheet)"]
+    if error.validator == "required" and error.message == "'technology' is a required property":
+        return [f"{prefix}'technology' is a required property (or `samples`: a sample sheet of several libraries)"]
     if error.validator == "minProperties":
         n = error.validator_value
         return [f"{prefix}needs at least {n} entr{'y' if n == 1 else 'ies'}"]

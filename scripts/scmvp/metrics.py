@@ -1,4 +1,5 @@
-"""Clustering metrics of the benchmark: ARI/NMI, KMeans, Leiden with a resolution search, resources.
+"""Metrics of the benchmark: ARI/NMI, KMeans, Leiden with a resolution search, the cluster-free kNN
+label-transfer accuracy, the mean/sd over seeds of the clustering table, resources.
 
 Every function is pure and seeded: the same inputs and seed give the same clusters on CPU.
 """
@@ -194,3 +195,102 @@ def score_clusterings(embedding, graph, labels, seed: int = 0) -> list:
     return [{"clustering": name, **clustering_scores(true, clusters[labelled]),
              "n_clusters": int(len(np.unique(clusters)))}
             for name, clusters in clusterings.items()]
+
+
+def knn_label_transfer(embedding, labels, n_neighbors: int = 15, n_folds: int = 5, seed: int = 0) -> dict:
+    """Cluster-free score of an embedding: kNN label-transfer accuracy, stratified ``n_folds``-fold.
+
+    Each fold's cells get the majority label of their ``n_neighbors`` nearest (Euclidean) cells among the
+    other folds' cells (scikit-learn's KNeighborsClassifier, uniform votes); folds are drawn by
+    StratifiedKFold shuffled with ``seed``. Cells whose label is None are left out (neither reference nor
+    query). Returns ``knn_accuracy``, the fraction of cells whose held-out prediction equals their label
+    (pooled over the folds, i.e. the mean of the fold accuracies weighted by fold size), and
+    ``knn_balanced_accuracy``, the mean over labels of each label's recall (so rare labels count as much as
+    common ones). A label with fewer cells than ``n_folds`` is kept: it is missing from some folds'
+    training cells, which can only lower its recall (scikit-learn warns about it; the warning is silenced).
+    """
+    import warnings
+
+    from sklearn.metrics import balanced_accuracy_score
+    from sklearn.model_selection import StratifiedKFold
+    from sklearn.neighbors import KNeighborsClassifier
+
+    embedding = np.asarray(embedding, dtype=np.float64)
+    labels = np.asarray(labels, dtype=object)
+    if embedding.ndim != 2 or len(embedding) != len(labels):
+        raise ValueError(f"embedding ({embedding.shape}) and labels ({labels.shape}) differ in cells")
+    labelled = np.array([label is not None for label in labels], dtype=bool)
+    x, y = embedding[labelled], labels[labelled].astype(str)
+    names, counts = np.unique(y, return_counts=True)
+    if len(names) < 2:
+        raise ValueError("fewer than two distinct labels: nothing to transfer")
+    # StratifiedKFold needs at least n_splits cells in the largest label
+    n_splits = min(int(n_folds), int(counts.max()))
+    if n_splits < 2:
+        raise ValueError("every label has a single cell: no cross-validation possible")
+    folds = StratifiedKFold(n_splits=n_splits, shuffle=True, random_state=seed)
+    predicted = np.empty(len(y), dtype=object)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="The least populated class", category=UserWarning)
+        splits = list(folds.split(x, y))
+    for train, test in splits:
+        classifier = KNeighborsClassifier(n_neighbors=min(int(n_neighbors), len(train)))
+        classifier.fit(x[train], y[train])
+        predicted[test] = classifier.predict(x[test])
+    predicted = predicted.astype(str)
+    return {"knn_accuracy": float(np.mean(predicted == y)),
+            "knn_balanced_accuracy": float(balanced_accuracy_score(y, predicted))}
+
+
+# Columns of clustering.tsv (benchmark_scores): the DESIGN.md contract first, then the per-seed columns.
+SCORE_COLUMNS = ["method", "clustering", "ari", "nmi", "n_clusters", "seconds", "peak_mem_mb", "seed",
+                 "knn_accuracy", "knn_balanced_accuracy"]
+
+
+def summarise_seeds(scores: pd.DataFrame) -> pd.DataFrame:
+    """Mean and sd over seeds, per method, of the clustering table's scores (one row per method, in the
+    order the methods first appear).
+
+    ``scores`` has the clustering.tsv columns (one row per method x clustering x seed). Columns of the result:
+    ``method``, ``n_seeds``, ``seeds`` (comma-separated), then ``{clustering}_{ari|nmi}_{mean|sd}`` for each
+    clustering (kmeans, leiden), ``knn_accuracy_{mean|sd}``, ``knn_balanced_accuracy_{mean|sd}`` (one value per
+    method and seed), ``seconds_mean`` and ``peak_mem_mb_max``. The sd is the sample standard deviation
+    (ddof 1) over seeds: NaN with a single seed.
+    """
+    missing = {"method", "clustering", "seed", "ari", "nmi"} - set(scores.columns)
+    if missing:
+        raise ValueError(f"scores lack the column(s) {sorted(missing)}")
+    if scores.duplicated(["method", "clustering", "seed"]).any():
+        raise ValueError("scores have more than one row for a method, clustering and seed")
+    methods = list(dict.fromkeys(scores["method"]))
+    clusterings = list(dict.fromkeys(scores["clustering"]))
+
+    def mean_sd(values, name):
+        values = pd.to_numeric(values, errors="coerce").dropna()
+        if len(values) < 2:
+            sd = float("nan")
+        elif values.nunique() == 1:
+            sd = 0.0  # exactly: the float sum of equal values can leave ~1e-16
+        else:
+            sd = float(values.std(ddof=1))
+        return {f"{name}_mean": float(values.mean()) if len(values) else float("nan"), f"{name}_sd": sd}
+
+    rows = []
+    for method in methods:
+        part = scores[scores["method"] == method]
+        per_seed = part.drop_duplicates("seed")  # one row per seed for the per-embedding columns
+        seeds = sorted(int(s) for s in per_seed["seed"])
+        row = {"method": method, "n_seeds": len(seeds), "seeds": ",".join(map(str, seeds))}
+        for clustering in clusterings:
+            rows_of = part[part["clustering"] == clustering]
+            for metric in ("ari", "nmi"):
+                row.update(mean_sd(rows_of[metric], f"{clustering}_{metric}"))
+        for metric in ("knn_accuracy", "knn_balanced_accuracy"):
+            if metric in part:
+                row.update(mean_sd(per_seed[metric], metric))
+        if "seconds" in part:
+            row["seconds_mean"] = float(pd.to_numeric(per_seed["seconds"], errors="coerce").mean())
+        if "peak_mem_mb" in part:
+            row["peak_mem_mb_max"] = float(pd.to_numeric(per_seed["peak_mem_mb"], errors="coerce").max())
+        rows.append(row)
+    return pd.DataFrame(rows)

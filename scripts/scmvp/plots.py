@@ -40,34 +40,107 @@ def save(fig, path, dpi: int = 150):
 
 
 def clustering_bars(scores: pd.DataFrame, title: str = ""):
-    """Grouped bars of ARI and NMI per method, one panel per clustering (kmeans, leiden).
+    """ARI and NMI per method, one panel per clustering (kmeans, leiden), and the kNN label-transfer accuracy in
+    a last panel (when the table has it): bars at the mean over seeds, error bars one sd, a dot per seed.
 
-    ``scores`` has the columns of clustering.tsv. Returns the figure.
+    ``scores`` has the columns of clustering.tsv (one row per method, clustering and seed; a table without a
+    ``seed`` column counts as one seed). Returns the figure.
     """
+    scores = scores.copy()
+    if "seed" not in scores:
+        scores["seed"] = 0
     clusterings = list(dict.fromkeys(scores["clustering"]))
     methods = list(dict.fromkeys(scores["method"]))
-    fig, axes = plt.subplots(1, len(clusterings), figsize=(1.2 + 0.9 * len(methods) * len(clusterings), 3.6),
+    has_knn = "knn_accuracy" in scores and scores["knn_accuracy"].notna().any()
+    n_panels = len(clusterings) + int(has_knn)
+    fig, axes = plt.subplots(1, n_panels, figsize=(1.6 + max(2.4, 0.9 * len(methods)) * n_panels, 4.0),
                              sharey=True, squeeze=False)
     width = 0.38
+    x = np.arange(len(methods))
+    colours = [METHOD_COLOURS.get(m, "#999999") for m in methods]
+    rng = np.random.default_rng(0)  # jitter of the per-seed dots only
+
+    def bars_with_seeds(ax, per_seed, offset, bar_width, hatch, label):
+        """Bars at the mean of each method's values over seeds, sd error bars, one dot per seed."""
+        values = [pd.to_numeric(per_seed.get(m, pd.Series(dtype=float)), errors="coerce").dropna()
+                  for m in methods]
+        means = np.array([v.mean() if len(v) else np.nan for v in values])
+        sds = np.array([v.std(ddof=1) if len(v) > 1 else 0.0 for v in values])
+        ax.bar(x + offset, means, bar_width, color=colours, edgecolor="black", linewidth=0.6, hatch=hatch,
+               label=label, yerr=sds, error_kw={"elinewidth": 0.9, "capsize": 2.5, "ecolor": "black"})
+        for i, v in enumerate(values):
+            jitter = rng.uniform(-bar_width * 0.25, bar_width * 0.25, len(v))
+            ax.scatter(x[i] + offset + jitter, v.to_numpy(), s=9, color="black", zorder=3, linewidths=0)
+        return [v.to_numpy() for v in values]
+
+    low = 0.0
     for ax, clustering in zip(axes[0], clusterings):
-        table = scores[scores["clustering"] == clustering].set_index("method").reindex(methods)
-        x = np.arange(len(methods))
+        table = scores[scores["clustering"] == clustering]
         for offset, metric, hatch in ((-width / 2, "ari", ""), (width / 2, "nmi", "//")):
-            ax.bar(x + offset, table[metric].to_numpy(dtype=float), width,
-                   color=[METHOD_COLOURS.get(m, "#999999") for m in methods], edgecolor="black",
-                   linewidth=0.6, hatch=hatch, label=metric.upper())
+            per_seed = {m: table.loc[table["method"] == m, metric] for m in methods}
+            drawn = bars_with_seeds(ax, per_seed, offset, width, hatch, metric.upper())
+            low = min([low] + [float(np.nanmin(v)) for v in drawn if len(v)])
         ax.set_xticks(x, methods, rotation=35, ha="right")
-        n_clusters = table["n_clusters"].to_numpy()
-        ax.set_title(f"{clustering} (clusters: {', '.join(str(int(n)) for n in n_clusters)})", fontsize=9)
-        ax.set_ylim(min(0.0, float(np.nanmin(table[["ari", "nmi"]].to_numpy(dtype=float)))), 1.0)
+        reached = ["/".join(str(int(n)) for n in sorted(set(table.loc[table["method"] == m, "n_clusters"])))
+                   for m in methods]
+        ax.set_title(f"{clustering}: ARI / NMI\nclusters: {', '.join(reached)}", fontsize=9)
         ax.axhline(0, color="black", linewidth=0.6)
         ax.set_xlabel("method")
+    if has_knn:
+        ax = axes[0][-1]
+        per_seed = {m: scores[scores["method"] == m].drop_duplicates("seed")["knn_accuracy"] for m in methods}
+        bars_with_seeds(ax, per_seed, 0.0, 2 * width, "", "kNN accuracy")
+        ax.set_xticks(x, methods, rotation=35, ha="right")
+        ax.set_title("kNN label transfer\naccuracy (5-fold)", fontsize=9)
+        ax.axhline(0, color="black", linewidth=0.6)
+        ax.set_xlabel("method")
+    axes[0][0].set_ylim(min(0.0, low), 1.05)
+    n_seeds = scores.groupby("method")["seed"].nunique().max()
     axes[0][0].set_ylabel("score vs true labels (1 = perfect)")
+    from matplotlib.lines import Line2D
     from matplotlib.patches import Patch
 
-    axes[0][-1].legend(handles=[Patch(facecolor="white", edgecolor="black", label="ARI"),
-                                Patch(facecolor="white", edgecolor="black", hatch="//", label="NMI")],
-                       loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=9, frameon=False)
+    handles = [Patch(facecolor="white", edgecolor="black", label="ARI"),
+               Patch(facecolor="white", edgecolor="black", hatch="//", label="NMI")]
+    handles.append(Line2D([], [], marker="o", linestyle="", color="black", markersize=3,
+                          label=f"one seed (bars: mean ± sd of {n_seeds})" if n_seeds > 1 else "one seed"))
+    axes[0][-1].legend(handles=handles, loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=9, frameon=False)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def integration_panels(scores: pd.DataFrame, title: str = ""):
+    """Left: each metric per method (batch mixing, then biology conservation); right: batch score vs bio score.
+
+    ``scores`` has the columns of integration.tsv. Returns the figure."""
+    from .integration import BATCH_COLUMNS, BIO_COLUMNS
+
+    metrics = [m for m in BATCH_COLUMNS + BIO_COLUMNS if scores[m].notna().any()]
+    methods = list(scores["method"])
+    colours = [METHOD_COLOURS.get(m, "#999999") for m in methods]
+    fig, (bars, scatter) = plt.subplots(1, 2, figsize=(4 + 0.55 * len(metrics) * max(1, len(methods)) / 2, 3.8),
+                                        gridspec_kw={"width_ratios": [2, 1]})
+    width = 0.8 / max(1, len(methods))
+    x = np.arange(len(metrics))
+    for i, (method, colour) in enumerate(zip(methods, colours)):
+        row = scores.iloc[i]
+        bars.bar(x - 0.4 + width * (i + 0.5), [row[m] for m in metrics], width, color=colour, edgecolor="black",
+                 linewidth=0.5, label=method)
+    bars.set_xticks(x, metrics, rotation=30, ha="right")
+    bars.set_ylim(0, 1.05)
+    bars.set_ylabel("score (1 = best)")
+    bars.axvline(len([m for m in metrics if m in BATCH_COLUMNS]) - 0.5, color="black", linewidth=0.6, ls="--")
+    bars.legend(fontsize=8, frameon=False, loc="upper left", bbox_to_anchor=(0, -0.3), ncol=min(4, len(methods)))
+    scatter.scatter(scores["batch_score"], scores["bio_score"], c=colours, edgecolor="black", s=60)
+    for _, row in scores.iterrows():
+        scatter.annotate(row["method"], (row["batch_score"], row["bio_score"]), fontsize=8, xytext=(4, 4),
+                         textcoords="offset points")
+    scatter.set_xlim(0, 1.05)
+    scatter.set_ylim(0, 1.05)
+    scatter.set_xlabel("batch mixing (mean)")
+    scatter.set_ylabel("biology conservation (mean)")
     if title:
         fig.suptitle(title)
     fig.tight_layout()

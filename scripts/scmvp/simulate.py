@@ -441,6 +441,19 @@ def simulate(n_cells=3000, n_genes=2000, n_peaks=20000, n_types=6, n_chromosomes
             openness[j] += _openness(acc, lfc[s: s + chunk],
                                      _programme_membership(group[sub], t[sub], n_discrete)).sum(axis=0)
         openness[j] /= max(1, len(cells))
+    bulk_rna, de_genes, links_table = reference_tables(label_names, true_p, genes, peaks, acc.prom_cols,
+                                                       acc.prom_genes, links)
+    return SimulatedDataset(
+        barcodes=barcodes, labels=labels, pseudotime=t, genes=genes, peaks=peaks, rna=rna, atac=atac,
+        chrom_sizes=chrom_sizes, links=links_table, de_genes=de_genes, bulk_rna=bulk_rna,
+        peak_openness=pd.DataFrame(openness.T, columns=label_names, index=peaks["peak"].to_numpy()),
+        genome=genome, extra={"marks_seed": int(rng_marks.integers(2**31))},
+    )
+
+
+def reference_tables(label_names, true_p, genes, peaks, prom_cols, prom_genes, links):
+    """Bulk RNA (CPM per label), DE genes (|log2 FC| >= 1 against the other labels) and the true peak-gene
+    links (promoter peaks + enhancer links) from the per-label true expression proportions ``true_p``."""
     cpm = true_p * 1e6
     bulk_rna = pd.DataFrame(cpm.T, columns=label_names)
     bulk_rna.insert(0, "gene", genes["gene_name"].to_numpy())
@@ -455,9 +468,9 @@ def simulate(n_cells=3000, n_genes=2000, n_peaks=20000, n_types=6, n_chromosomes
     de_genes = pd.DataFrame(de_rows, columns=["label", "gene", "log2_fold_change"])
 
     prom_links = pd.DataFrame({
-        "peak_index": acc.prom_cols, "gene_index": acc.prom_genes,
-        "distance": np.abs(((peaks["start"] + peaks["end"]) // 2).to_numpy()[acc.prom_cols]
-                           - genes["tss"].to_numpy()[acc.prom_genes]),
+        "peak_index": prom_cols, "gene_index": prom_genes,
+        "distance": np.abs(((peaks["start"] + peaks["end"]) // 2).to_numpy()[prom_cols]
+                           - genes["tss"].to_numpy()[prom_genes]),
     })
     all_links = pd.concat([prom_links.assign(kind="promoter"), links.assign(kind="enhancer")], ignore_index=True)
     all_links = all_links.sort_values(["peak_index", "gene_index"]).reset_index(drop=True)
@@ -467,12 +480,7 @@ def simulate(n_cells=3000, n_genes=2000, n_peaks=20000, n_types=6, n_chromosomes
         "distance": all_links["distance"].astype(int).to_numpy(),
         "kind": all_links["kind"].to_numpy(),
     })
-    return SimulatedDataset(
-        barcodes=barcodes, labels=labels, pseudotime=t, genes=genes, peaks=peaks, rna=rna, atac=atac,
-        chrom_sizes=chrom_sizes, links=links_table, de_genes=de_genes, bulk_rna=bulk_rna,
-        peak_openness=pd.DataFrame(openness.T, columns=label_names, index=peaks["peak"].to_numpy()),
-        genome=genome, extra={"marks_seed": int(rng_marks.integers(2**31))},
-    )
+    return bulk_rna, de_genes, links_table
 
 
 # ------------------------------------------------------------------------------------------- writing

@@ -1,0 +1,68 @@
+# Stage: integration metrics (multi-library datasets, i.e. a sample sheet with more than one sample). Every
+# benchmark embedding is scored for library mixing (iLISI, kBET, batch silhouette) and, with labels, biology
+# conservation (cLISI, label silhouette, graph connectivity) by scib-metrics (scmvp.integration).
+
+
+rule integration_scores:
+    input:
+        data=out("{ds}", "preprocessed.h5mu"),
+        # the first benchmark seed's embeddings (as the UMAP grid)
+        embeddings=[benchmark_seed_out("{ds}", UMAP_SEED, "embeddings", f"{m}.tsv") for m in BENCHMARK_METHODS],
+    output:
+        scores=report(
+            out("{ds}", "benchmark", "integration.tsv"),
+            caption="../report/integration_table.rst",
+            category="Integration of libraries",
+            subcategory="{ds}",
+            labels={"dataset": "{ds}", "figure": "integration table"},
+        ),
+    params:
+        methods=BENCHMARK_METHODS,
+        batch_key="sample",
+        seed=config["benchmark"]["seed"],
+    log:
+        out("{ds}", "logs", "benchmark", "integration.log"),
+    benchmark:
+        out("{ds}", "benchmarks", "benchmark", "integration.tsv")
+    conda:
+        "../envs/core.yaml"
+    threads: 1
+    resources:
+        mem_mb=lambda wildcards, attempt: 4000 * attempt,
+        runtime=lambda wildcards, attempt: 30 * attempt,
+    script:
+        "../scripts/integration_scores.py"
+
+
+rule plot_integration:
+    input:
+        scores=out("{ds}", "benchmark", "integration.tsv"),
+    output:
+        figure=report(
+            out("{ds}", "benchmark", "integration.png"),
+            caption="../report/integration_figure.rst",
+            category="Integration of libraries",
+            subcategory="{ds}",
+            labels={"dataset": "{ds}", "figure": "mixing vs conservation"},
+        ),
+    params:
+        dataset="{ds}",
+    log:
+        out("{ds}", "logs", "benchmark", "plot_integration.log"),
+    benchmark:
+        out("{ds}", "benchmarks", "benchmark", "plot_integration.tsv")
+    conda:
+        "../envs/core.yaml"
+    threads: 1
+    resources:
+        mem_mb=lambda wildcards, attempt: 1000 * attempt,
+        runtime=lambda wildcards, attempt: 5 * attempt,
+    script:
+        "../scripts/plot_integration.py"
+
+
+STAGE_TARGETS.append(
+    lambda ds: [out(ds, "benchmark", "integration.tsv"), out(ds, "benchmark", "integration.png")]
+    if BENCHMARK_METHODS and is_multi_library(ds)
+    else []
+)
