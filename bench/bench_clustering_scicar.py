@@ -48,10 +48,11 @@ def embed(method, mdata, args):
         return baselines.read_obsm(args.scmvp, "X_scmvp", mdata.obs_names.astype(str)), None
     embedding, extra = baselines.embed(method, mdata, seed=args.seed, n_top_genes=args.n_top_genes, n_pcs=args.n_pcs,
                                        n_lsi_components=args.n_lsi, mofa_factors=args.mofa_factors,
-                                       scvi_epochs=args.scvi_epochs, threads=args.threads)
+                                       scvi={"max_epochs": args.scvi_max_epochs},
+                                       multivi={"max_epochs": args.multivi_max_epochs}, threads=args.threads)
     for key, value in extra.items():
         if key != "graph":
-            log.info("%s: %s = %.3f", method, key, value)
+            log.info("%s: %s = %s", method, key, value)
     return embedding, extra.get("graph")
 
 
@@ -65,7 +66,9 @@ def main():
     parser.add_argument("--n-pcs", type=int, default=30)
     parser.add_argument("--n-lsi", type=int, default=30)
     parser.add_argument("--mofa-factors", type=int, default=15)
-    parser.add_argument("--scvi-epochs", type=int, default=200)
+    # None = scvi-tools' own default (scVI: 400 at this size; MultiVI: 500 with early stopping)
+    parser.add_argument("--scvi-max-epochs", type=int, default=None)
+    parser.add_argument("--multivi-max-epochs", type=int, default=None)
     parser.add_argument("--n-neighbors", type=int, default=15)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--seed", type=int, default=0)

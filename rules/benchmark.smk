@@ -39,7 +39,8 @@ BENCHMARK_PARAMS = dict(
     n_lsi_components=config["qc"]["n_lsi_components"],
     mofa_factors=config["benchmark"]["mofa_factors"],
     mofa_iterations=config["benchmark"]["mofa_iterations"],
-    scvi_epochs=config["benchmark"]["scvi_epochs"],
+    scvi=config["benchmark"]["scvi"],
+    multivi=config["benchmark"]["multivi"],
     # scvi-tools takes "auto" (GPU when present) or "cpu"; follows the model's device setting.
     accelerator="cpu" if config["model"]["device"] == "cpu" else "auto",
 )

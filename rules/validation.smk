@@ -20,7 +20,7 @@ rule validation_bulk_rna:
                     category="Imputation validation", subcategory="{ds}"),
     params:
         label_map=lambda wc: dataset(wc.ds).get("bulk_label_map", {}),
-        scvi_epochs=config["benchmark"]["scvi_epochs"],
+        scvi_max_epochs=config["validation"]["scvi_max_epochs"],
         seed=config["validation"]["seed"],
         accelerator=lambda wc: scvi_accelerator(wc.ds),
     log:

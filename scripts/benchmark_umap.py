@@ -23,11 +23,11 @@ def main(smk):
         cells, embedding = baselines.read_embedding(path)
         if not cells.equals(pd.Index(barcodes)):
             raise InputError(path, "its barcodes differ from the preprocessed cells")
-        if method == "wnn":  # the WNN embedding is already the UMAP of the WNN graph
-            graph, umap = sp.load_npz(smk.input.wnn_graph), embedding[:, :2]
+        if method == "wnn":  # WNN's graph is its own (its embedding is a diffusion map of that graph)
+            graph = sp.load_npz(smk.input.wnn_graph)
         else:
             graph = metrics.knn_graph(embedding, n_neighbors=smk.params.n_neighbors, seed=smk.params.seed)
-            umap = metrics.umap_of_graph(graph, seed=smk.params.seed)
+        umap = metrics.umap_of_graph(graph, seed=smk.params.seed)
         clusters = metrics.leiden(graph, smk.params.leiden_resolution, seed=smk.params.seed)
         log.info("%s: %d Leiden clusters at resolution %s", method, len(np.unique(clusters)),
                  smk.params.leiden_resolution)

@@ -1,8 +1,9 @@
 """Embed the preprocessed cells with one benchmark method; write the embedding and its time/memory.
 
 params: method, seed, n_top_genes, n_pcs, n_lsi_components, mofa_factors, mofa_iterations,
-scvi_epochs, accelerator; for scmvp input embedding (imputed.h5mu with obsm X_scmvp, or the latent.tsv of a
-benchmark seed's extra model) and params model_benchmarks (the model rules' Snakemake benchmark files).
+scvi, multivi (the config's benchmark.scvi / benchmark.multivi), accelerator; for scmvp input embedding
+(imputed.h5mu with obsm X_scmvp, or the latent.tsv of a benchmark seed's extra model) and params
+model_benchmarks (the model rules' Snakemake benchmark files).
 """
 import json
 import logging
@@ -89,8 +90,8 @@ def main(smk):
             embedding, extra = baselines.embed(
                 method, mdata, seed=p.seed, n_top_genes=p.n_top_genes, n_pcs=p.n_pcs,
                 n_lsi_components=p.n_lsi_components, mofa_factors=p.mofa_factors,
-                mofa_iterations=p.mofa_iterations, scvi_epochs=p.scvi_epochs, threads=smk.threads,
-                accelerator=p.accelerator)
+                mofa_iterations=p.mofa_iterations, scvi=dict(p.scvi), multivi=dict(p.multivi),
+                threads=smk.threads, accelerator=p.accelerator)
     log.info("%s: embedding %s in %s s, peak %s MB", method, embedding.shape, usage["seconds"],
              usage["peak_mem_mb"])
     if "graph" in extra:

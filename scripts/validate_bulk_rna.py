@@ -31,7 +31,7 @@ def main(smk):
         sources = {
             "raw": iter_csr_rows(counts, chunk),
             "scmvp": data.iter_rows("rna", "imputed", chunk),
-            "scvi": scvi_normalized_chunks(counts, n_epochs=smk.params.scvi_epochs, seed=smk.params.seed,
+            "scvi": scvi_normalized_chunks(counts, n_epochs=smk.params.scvi_max_epochs, seed=smk.params.seed,
                                            chunk_size=chunk, threads=smk.threads,
                                            accelerator=smk.params.accelerator),
         }

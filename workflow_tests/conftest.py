@@ -32,7 +32,9 @@ TINY_CONFIG = {
               "kl_warmup_epochs": 4, "cycle_start_epoch": 6, "batch_size": 64, "n_tokens": 16,
               "top_genes_attended": 64, "device": "cpu", "seed": 1},
     # two seeds: seed 1 (= model.seed) reuses the main model, seed 2 trains one more tiny model (train_seed)
-    "benchmark": {"methods": ["scmvp", "rna_pca", "atac_lsi"], "scvi_epochs": 5, "seeds": [1, 2]},
+    "benchmark": {"methods": ["scmvp", "rna_pca", "atac_lsi"], "scvi": {"max_epochs": 5},
+                  "multivi": {"max_epochs": 5}, "seeds": [1, 2]},
+    "validation": {"scvi_max_epochs": 5},
     "cre": {"n_metacells": 50, "n_permutations": 50},
 }
 

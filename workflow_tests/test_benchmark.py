@@ -11,7 +11,7 @@ import pytest
 import scipy.sparse as sp
 
 from conftest import snakemake
-from scmvp import baselines, metrics
+from scmvp import baselines, metrics, scvi_baselines
 from scmvp.errors import InputError
 
 N_TYPES = 4
@@ -64,6 +64,54 @@ def test_rna_pca_shape_determinism_and_clusters(mdata, labels):
     assert kmeans_ari(first, labels) > 0.9
 
 
+def depth_dominated_simulation(n_cells=400, seed=3):
+    """scmvp.simulate's paired data with the RNA counts of each cell thinned to a random 5-100% of them
+    (log-uniform): a strong RNA depth effect, as in sci-CAR A549 (PC1 rho -0.98 with depth)."""
+    from scmvp import simulate
+
+    sim = simulate.simulate(n_cells=n_cells, n_genes=300, n_peaks=1500, n_types=5, seed=seed)
+    rng = np.random.default_rng(seed)
+    keep = np.exp(rng.uniform(np.log(0.05), 0, n_cells))
+    rna = sp.csr_matrix(sim.rna, dtype=np.int64)
+    rna.data = rng.binomial(rna.data, np.repeat(keep, np.diff(rna.indptr)))
+    rna.eliminate_zeros()
+    return ad.AnnData(sp.csr_matrix(rna, dtype=np.float32)), sim.labels
+
+
+def test_rna_pca_drops_the_depth_components():
+    """With a strong depth effect, scanpy's plain route has a PC following depth (|rho| > cutoff): the
+    baseline drops it, keeps n_pcs components, none of them following depth, and clusters better."""
+    import scanpy as sc
+
+    rna, labels = depth_dominated_simulation()
+    depth = np.asarray(rna.X.sum(axis=1)).ravel()
+    plain = baselines._log_normalised(rna, 200)
+    sc.pp.scale(plain, max_value=10)
+    sc.pp.pca(plain, n_comps=10, random_state=0, svd_solver="arpack")
+    plain_rho = np.abs(baselines.depth_correlations(plain.obsm["X_pca"], depth))
+    assert plain_rho.max() > baselines.DEPTH_CORRELATION_CUTOFF  # the test can fail: depth is there to find
+
+    embedding, info = baselines.rna_pca_with_info(rna, n_top_genes=200, n_pcs=10, seed=0)
+    assert embedding.shape == (rna.n_obs, 10)
+    assert info["depth_components_dropped"] >= 1
+    assert np.abs(baselines.depth_correlations(embedding, depth)).max() <= baselines.DEPTH_CORRELATION_CUTOFF
+    k = len(set(labels))
+    ari = metrics.clustering_scores(labels, metrics.kmeans(embedding, k, seed=0))["ari"]
+    plain_ari = metrics.clustering_scores(labels, metrics.kmeans(plain.obsm["X_pca"], k, seed=0))["ari"]
+    assert ari > plain_ari + 0.1, (ari, plain_ari)
+
+
+def test_drop_depth_components_tests_every_component_and_every_depth():
+    rng = np.random.default_rng(0)
+    rna_depth, atac_depth = rng.lognormal(5, 1, 300), rng.lognormal(5, 1, 300)
+    signal = rng.normal(size=(300, 4))
+    embedding = np.column_stack([signal[:, 0], np.log(rna_depth), signal[:, 1], -np.log(atac_depth),
+                                 signal[:, 2:]])
+    kept, info = baselines.drop_depth_components(embedding, [rna_depth, atac_depth], n_keep=3)
+    assert info == {"depth_components_dropped": 2, "depth_dropped_indices": [1, 3]}
+    np.testing.assert_allclose(kept, signal[:, :3])
+
+
 def test_atac_lsi_drops_depth_component_and_is_seeded(mdata, labels):
     first, rho = baselines.atac_lsi(mdata.mod["atac"], n_components=10, seed=0)
     again, _ = baselines.atac_lsi(mdata.mod["atac"], n_components=10, seed=0)
@@ -76,33 +124,70 @@ def test_atac_lsi_drops_depth_component_and_is_seeded(mdata, labels):
 
 
 def test_mofa_factors(mdata, labels):
-    first = baselines.mofa(mdata, n_factors=5, n_top_genes=100, n_top_peaks=500, n_iterations=100, seed=0)
+    first, info = baselines.mofa_with_info(mdata, n_factors=5, n_top_genes=100, n_top_peaks=500,
+                                           n_iterations=100, seed=0)
     again = baselines.mofa(mdata, n_factors=5, n_top_genes=100, n_top_peaks=500, n_iterations=100, seed=0)
     assert first.shape[0] == mdata.n_obs and 2 <= first.shape[1] <= 5
     np.testing.assert_allclose(first, again, atol=1e-6)
     assert kmeans_ari(first, labels) > 0.9
+    # variable features per view (not every feature), and no factor follows RNA or ATAC depth
+    assert info["n_genes"] == 100 and info["n_peaks"] == 500 and "depth_components_dropped" in info
+    for mod in ("rna", "atac"):
+        depth = mdata.mod[mod].layers["counts"].sum(axis=1)
+        assert np.abs(baselines.depth_correlations(first, depth)).max() <= baselines.DEPTH_CORRELATION_CUTOFF
 
 
 def test_scvi_rna_latent(mdata, labels):
-    first = baselines.scvi_rna(mdata.mod["rna"], n_epochs=3, n_latent=6, seed=0)
-    again = baselines.scvi_rna(mdata.mod["rna"], n_epochs=3, n_latent=6, seed=0)
+    first = scvi_baselines.scvi_rna(mdata.mod["rna"], n_epochs=3, n_latent=6, seed=0)
+    again = scvi_baselines.scvi_rna(mdata.mod["rna"], n_epochs=3, n_latent=6, seed=0)
     assert first.shape == (mdata.n_obs, 6)
     np.testing.assert_allclose(first, again, atol=1e-5)
     assert np.isfinite(first).all()
 
 
 def test_multivi_latent(mdata):
-    first = baselines.multivi(mdata, n_epochs=3, n_latent=6, seed=0)
-    again = baselines.multivi(mdata, n_epochs=3, n_latent=6, seed=0)
+    first, info = scvi_baselines.multivi_with_info(mdata, max_epochs=3, n_latent=6, seed=0)
+    again = scvi_baselines.multivi(mdata, n_epochs=3, n_latent=6, seed=0)
     assert first.shape == (mdata.n_obs, 6)
     np.testing.assert_allclose(first, again, atol=1e-5)
     assert np.isfinite(first).all()
+    genes, peaks = scvi_baselines.multivi_features(mdata)
+    assert (info["genes_kept"], info["peaks_kept"]) == (genes.sum(), peaks.sum())
+    assert info["epochs_run"] == 3
 
 
-def test_wnn_graph_and_umap(mdata, labels):
+def test_multivi_feature_filter_keeps_features_in_one_percent_of_cells():
+    """The MultiVI tutorial's filter, min_cells = int(n_cells * 0.01): with 500 cells, features seen in
+    4 cells go, in 5 or more stay (genes and peaks alike); counts of 0 do not count as seen."""
+    n_cells = 500
+    seen_in = np.array([0, 1, 4, 5, 6, 499, 500])  # cells with a count > 0, per feature
+    dense = np.zeros((n_cells, len(seen_in)), dtype=np.float32)
+    for j, n in enumerate(seen_in):
+        dense[:n, j] = 2.0
+    obs = pd.DataFrame(index=[f"c{i}" for i in range(n_cells)])
+    mods = {}
+    for name in ("rna", "atac"):
+        adata = ad.AnnData(sp.csr_matrix(dense), obs=obs.copy(),
+                           var=pd.DataFrame(index=[f"{name}{j}" for j in range(len(seen_in))]))
+        adata.layers["counts"] = adata.X.copy()
+        mods[name] = adata
+    genes, peaks = scvi_baselines.multivi_features(md.MuData(mods))
+    expected = [False, False, False, True, True, True, True]
+    assert genes.tolist() == expected and peaks.tolist() == expected
+    genes, _ = scvi_baselines.multivi_features(md.MuData(mods), min_cell_fraction=0.0)
+    assert genes.all()  # 0 = keep everything (the filter is the config's multivi.min_cell_fraction)
+
+
+def test_wnn_graph_and_embedding(mdata, labels):
     # one WNN call in the suite: muon spends ~60 s compiling it in every new process
-    umap, graph, rna_weight = baselines.wnn(mdata, n_top_genes=100, n_pcs=10, n_lsi_components=10, seed=0)
-    assert umap.shape == (mdata.n_obs, 2) and np.isfinite(umap).all()
+    embedding, graph, rna_weight, info = baselines.wnn_with_info(mdata, n_top_genes=100, n_pcs=10,
+                                                                 n_lsi_components=10, seed=0)
+    # scored like every other method: an embedding of n_pcs dims (a diffusion map of the WNN graph), not
+    # a 2-D UMAP
+    assert embedding.shape == (mdata.n_obs, 10) and np.isfinite(embedding).all()
+    assert kmeans_ari(embedding, labels) > 0.9
+    # WNN's inputs lost their depth components (the synthetic depth is shared by both modalities)
+    assert info["atac_depth_components_dropped"] >= 1 and "rna_depth_components_dropped" in info
     assert graph.shape == (mdata.n_obs, mdata.n_obs)
     assert abs(graph - graph.T).max() < 1e-6
     assert ((rna_weight >= 0) & (rna_weight <= 1)).all()

@@ -95,8 +95,16 @@ def schema():
      ["config: unknown top-level key 'genome' (allowed: datasets, results, qc, model, benchmark, validation, cre); "
       "'genome' belongs in datasets.<name>"]),
     ({"datasets": {"pbmc": {"technology": "simulated"}}, "benchmark": {"n_epochs": 3}},
-     ["config: benchmark: unknown key 'n_epochs' (allowed: methods, scvi_epochs, mofa_factors, mofa_iterations, "
-      "n_neighbors, leiden_resolution, seeds, seed); 'n_epochs' belongs in model; did you mean 'scvi_epochs'?"]),
+     ["config: benchmark: unknown key 'n_epochs' (allowed: methods, scvi, multivi, mofa_factors, mofa_iterations, "
+      "n_neighbors, leiden_resolution, seeds, seed); 'n_epochs' belongs in model"]),
+    # the retired shared epoch key: one line saying what replaced it
+    ({"datasets": {"pbmc": {"technology": "simulated"}}, "benchmark": {"scvi_epochs": 100}},
+     ["config: benchmark: 'scvi_epochs' was removed: scVI and MultiVI now train with their own scvi-tools "
+      "defaults; set benchmark.scvi.max_epochs, benchmark.multivi.max_epochs and validation.scvi_max_epochs "
+      "instead (null = the library's default)"]),
+    ({"datasets": {"pbmc": {"technology": "simulated"}}, "benchmark": {"multivi": {"max_epoch": 5}}},
+     ["config: benchmark.multivi: unknown key 'max_epoch' (allowed: max_epochs, early_stopping, "
+      "min_cell_fraction); did you mean 'max_epochs'?"]),
     ({"datasets": {"pbmc": {"technology": "simulated", "simulate": {"n_cell": 300}}}},
      ["config: datasets.pbmc.simulate: unknown key 'n_cell' (allowed: n_cells, n_genes, n_peaks, n_types, "
       "n_chromosomes, seed, scenario, rna_umis, atac_fragments); did you mean 'n_cells'?"]),
@@ -110,7 +118,8 @@ def schema():
      ["config: datasets: invalid key 'my data': 'my data' does not match '^[A-Za-z0-9_.-]+$'"]),
     ({"datasets": {}}, ["config: datasets: needs at least 1 entry"]),
     ({}, ["config: 'datasets' is a required property"]),
-], ids=["dataset_typo", "misplaced_genome", "key_of_another_section", "simulate_typo", "missing_path",
+], ids=["dataset_typo", "misplaced_genome", "key_of_another_section", "retired_scvi_epochs", "multivi_typo",
+        "simulate_typo", "missing_path",
         "unknown_technology", "one_of", "dataset_name", "no_dataset", "no_datasets_key"])
 def test_config_problems_one_line_each(schema, config, expected):
     assert config_problems(config, schema) == expected
@@ -126,6 +135,22 @@ def test_valid_configs_have_no_problems(schema):
     assert config_problems(TINY_CONFIG, schema) == []
     for name in ("config.yaml", "paper.yaml"):
         assert config_problems(yaml.safe_load((REPO / "config" / name).read_text()), schema) == [], name
+
+
+def test_scvi_and_multivi_keys_validate_and_default_to_the_library(tmp_path):
+    """benchmark.scvi / benchmark.multivi / validation.scvi_max_epochs: valid, and Snakemake's validate fills
+    the library defaults (null epochs, early stopping as scvi-tools, MultiVI's 1% filter) into nested keys."""
+    from snakemake.utils import validate
+
+    config = {"datasets": {"pbmc": {"technology": "simulated"}}, "benchmark": {"multivi": {"max_epochs": 7}}}
+    schema = load_schema(SCHEMA_PATH)
+    assert config_problems(config, schema) == []
+    validate(config, str(SCHEMA_PATH))
+    assert config["benchmark"]["scvi"] == {"max_epochs": None, "early_stopping": False}
+    assert config["benchmark"]["multivi"] == {"max_epochs": 7, "early_stopping": True, "min_cell_fraction": 0.01}
+    assert config["validation"]["scvi_max_epochs"] is None
+    bad = {"datasets": {"pbmc": {"technology": "simulated"}}, "benchmark": {"scvi": {"max_epochs": 0}}}
+    assert config_problems(bad, schema) == ["config: benchmark.scvi.max_epochs: 0 is less than the minimum of 1"]
 
 
 def test_key_locations(schema):

@@ -69,8 +69,8 @@ def test_wnn_above_the_threshold():
     from test_benchmark import N_TYPES as WNN_TYPES, synthetic_mudata
 
     mdata = synthetic_mudata(n_cells=N_CELLS, n_genes=60, n_peaks=400, seed=2)
-    umap, graph, weights = baselines.wnn(mdata, n_top_genes=60, n_pcs=8, n_lsi_components=8, seed=0)
-    assert umap.shape == (N_CELLS, 2) and graph.shape == (N_CELLS, N_CELLS)
+    embedding, graph, weights = baselines.wnn(mdata, n_top_genes=60, n_pcs=8, n_lsi_components=8, seed=0)
+    assert embedding.shape == (N_CELLS, 8) and graph.shape == (N_CELLS, N_CELLS)
     assert np.all((weights >= 0) & (weights <= 1))
     clusters, _, reached = metrics.leiden_with_n_clusters(graph, WNN_TYPES, seed=0)
     assert reached == WNN_TYPES

@@ -363,7 +363,7 @@ def test_bad_bulk_table_stops_the_rule_with_one_error_line(tiny_workflow, tmp_pa
     bad.write_text("gene\tliver\nGene00001\t3\n")
     config = {"datasets": {"mine": {"technology": "h5mu", "path": str(imputed),
                                     "references": {"bulk_rna": str(bad)}}},
-              "benchmark": {"scvi_epochs": 1}}
+              "validation": {"scvi_max_epochs": 1}}
     output = tmp_path / "results" / "mine" / "validation" / "bulk_rna.tsv"
     local = tmp_path / "results" / "mine" / "imputed.h5mu"
     local.parent.mkdir(parents=True)

@@ -5,7 +5,8 @@ for a misspelled dataset key). :func:`config_problems` validates the same config
 (Draft 2020-12, as the schema declares) and returns one short line per problem, naming the key by its
 dotted path (``datasets.<name>.<key>``) and, for an unknown key, the keys allowed there and a suggestion: a
 close spelling (``did you mean 'labels'?``) or the place the schema defines that key
-(``'genome' belongs in datasets.<name>``). The Snakefile calls :func:`check_config` before ``validate()``,
+(``'genome' belongs in datasets.<name>``); a key the schema retired (RETIRED_KEYS) gets one line saying what
+replaced it. The Snakefile calls :func:`check_config` before ``validate()``,
 which still fills in the defaults of a valid config.
 """
 from __future__ import annotations
@@ -21,6 +22,12 @@ MAX_PROBLEMS = 3
 # The keys of a single-input dataset that a sample sheet (`samples`) replaces.
 SINGLE_INPUT_KEYS = ("technology", "path", "labels", "label_column", "url")
 MAX_CHARS = 300
+# Keys the schema no longer has, by their generic dotted place: what replaced them (one line for their users).
+RETIRED_KEYS = {
+    "benchmark.scvi_epochs": "scVI and MultiVI now train with their own scvi-tools defaults; set "
+                             "benchmark.scvi.max_epochs, benchmark.multivi.max_epochs and "
+                             "validation.scvi_max_epochs instead (null = the library's default)",
+}
 
 
 def load_schema(path) -> dict:
@@ -101,9 +108,12 @@ def _unknown_keys(error) -> list[str]:
 def _unknown_key(key: str, error, schema) -> str:
     path = [str(p) for p in error.absolute_path]
     allowed = list(error.schema.get("properties", {}))
+    here = _generic(path, schema)
+    retired = RETIRED_KEYS.get(f"{here}.{key}" if path else key)
+    if retired:
+        return f"config: {_dotted(path) + ': ' if path else ''}{key!r} was removed: {retired}"
     where = f"config: {_dotted(path)}: unknown key" if path else "config: unknown top-level key"
     message = f"{where} {key!r} (allowed: {', '.join(allowed)})"
-    here = _generic(path, schema)
     homes = [place for place in key_locations(schema).get(key, []) if place != here]
     hints = []
     if homes:

@@ -262,9 +262,10 @@ def bulk_by_label(bulk: pd.DataFrame, bulk_genes, label_columns: dict) -> pd.Dat
                          for label, column in label_columns.items()})
 
 
-def scvi_normalized_chunks(counts: sp.csr_matrix, n_epochs: int, seed: int, chunk_size: int,
+def scvi_normalized_chunks(counts: sp.csr_matrix, n_epochs: int | None, seed: int, chunk_size: int,
                            n_latent: int = 10, threads: int = 1, accelerator: str = "auto"):
-    """Train scVI (scvi-tools) on the RNA counts, then yield its normalised expression in cell chunks."""
+    """Train scVI (scvi-tools) on the RNA counts, then yield its normalised expression in cell chunks.
+    ``n_epochs`` None: scvi-tools' own default (see scvi_baselines)."""
     import anndata as ad
     import scvi
     import torch
@@ -275,7 +276,8 @@ def scvi_normalized_chunks(counts: sp.csr_matrix, n_epochs: int, seed: int, chun
     adata = ad.AnnData(X=sp.csr_matrix(counts, dtype=np.float32))
     scvi.model.SCVI.setup_anndata(adata)
     model = scvi.model.SCVI(adata, n_latent=n_latent)
-    model.train(max_epochs=n_epochs, accelerator=accelerator, enable_progress_bar=False)
+    epochs = {} if n_epochs is None else {"max_epochs": int(n_epochs)}
+    model.train(accelerator=accelerator, enable_progress_bar=False, **epochs)
     for start in range(0, adata.n_obs, chunk_size):
         stop = min(start + chunk_size, adata.n_obs)
         block = model.get_normalized_expression(indices=np.arange(start, stop), library_size=TARGET_SUM,
