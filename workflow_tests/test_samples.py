@@ -151,7 +151,7 @@ def test_workflow_from_a_sample_sheet_of_three_arc_libraries(tmp_path):
     config = {key: value for key, value in TINY_CONFIG.items() if key != "datasets"}
     config["datasets"] = {"multi": {"samples": str(sheet), "genome": "synthetic"}}
     config["qc"] = dict(config["qc"], min_cells_per_peak=0)
-    config["benchmark"] = dict(config["benchmark"], methods=["rna_pca", "atac_lsi"])
+    config["benchmark"] = dict(config["benchmark"], methods=["scmvp", "rna_pca", "atac_lsi"], seeds=None)
     results = tmp_path / "run" / "results"
     snakemake(tmp_path / "run", config, targets=[str(results / "multi" / "preprocessed.h5mu"),
                                                  str(results / "multi" / "benchmark" / "integration.png")])
@@ -172,10 +172,16 @@ def test_workflow_from_a_sample_sheet_of_three_arc_libraries(tmp_path):
     assert set(pre["atac"].var_names) <= set(ingested["atac"].var_names)
     # integration metrics of every benchmark embedding, with the labels' biology-conservation half
     scores = pd.read_csv(results / "multi" / "benchmark" / "integration.tsv", sep="\t").set_index("method")
-    assert list(scores.index) == ["rna_pca", "atac_lsi"]
+    assert list(scores.index) == ["scmvp", "rna_pca", "atac_lsi"]
     assert (scores["n_batches"] == 3).all() and (scores["n_cells"] == pre.n_obs).all()
     for column in ("ilisi", "kbet", "silhouette_batch", "clisi", "silhouette_label", "graph_connectivity"):
         assert scores[column].between(0, 1).all(), column
+    # scMVP trained batch-aware by default (model.batch_key null -> obs["sample"], three libraries)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        imputed = md.read_h5mu(results / "multi" / "imputed.h5mu", backed="r")
+    assert dict(imputed.uns["scmvp"])["batch_key"] == "sample"
+    assert list(imputed.uns["scmvp"]["batches"]) == ["lib1", "lib2", "lib3"]
 
 
 def test_bad_sample_sheet_stops_the_workflow_naming_it(tmp_path):
