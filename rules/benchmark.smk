@@ -43,6 +43,8 @@ BENCHMARK_PARAMS = dict(
     multivi=config["benchmark"]["multivi"],
     # scvi-tools takes "auto" (GPU when present) or "cpu"; follows the model's device setting.
     accelerator="cpu" if config["model"]["device"] == "cpu" else "auto",
+    # the batches (model.batch_key: null = obs sample when it has several values) reach every method
+    batch_key=config["model"]["batch_key"],
 )
 
 

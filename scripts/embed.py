@@ -1,7 +1,7 @@
 """Embed the preprocessed cells with one benchmark method; write the embedding and its time/memory.
 
 params: method, seed, n_top_genes, n_pcs, n_lsi_components, mofa_factors, mofa_iterations,
-scvi, multivi (the config's benchmark.scvi / benchmark.multivi), accelerator; for scmvp input embedding
+scvi, multivi (the config's benchmark.scvi / benchmark.multivi), accelerator, batch_key (model.batch_key); for scmvp input embedding
 (imputed.h5mu with obsm X_scmvp, or the latent.tsv of a benchmark seed's extra model) and params
 model_benchmarks (the model rules' Snakemake benchmark files).
 """
@@ -14,6 +14,7 @@ import pandas as pd
 import scipy.sparse as sp
 
 from scmvp import baselines
+from scmvp.batches import batch_labels, resolve_batch_key
 from scmvp.errors import InputError
 from scmvp.metrics import track_resources
 from scmvp.rule import atomic_path, run
@@ -86,12 +87,15 @@ def main(smk):
         barcodes = mdata.obs_names.astype(str)
         import_libraries(method)
         p = smk.params
+        # several libraries: every baseline gets the batches the model gets (model.batch_key), its own way
+        batch_key = resolve_batch_key(mdata, p.get("batch_key"), data)
+        batches = batch_labels(mdata, batch_key, data) if batch_key else None
         with track_resources() as usage:
             embedding, extra = baselines.embed(
                 method, mdata, seed=p.seed, n_top_genes=p.n_top_genes, n_pcs=p.n_pcs,
                 n_lsi_components=p.n_lsi_components, mofa_factors=p.mofa_factors,
                 mofa_iterations=p.mofa_iterations, scvi=dict(p.scvi), multivi=dict(p.multivi),
-                threads=smk.threads, accelerator=p.accelerator)
+                threads=smk.threads, accelerator=p.accelerator, batches=batches)
     log.info("%s: embedding %s in %s s, peak %s MB", method, embedding.shape, usage["seconds"],
              usage["peak_mem_mb"])
     if "graph" in extra:

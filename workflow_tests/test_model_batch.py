@@ -20,7 +20,7 @@ from scmvp.errors import InputError
 from scmvp.model import SCMVP
 from scmvp.model.imputation import write_imputed
 from scmvp.model.module import SCMVPModule
-from scmvp.model.scmvp import resolve_batch_key
+from scmvp.batches import resolve_batch_key
 from scmvp.simulate import simulate
 
 FAST = {"n_latent": 8, "n_hidden": 32, "attention_dim": 16, "n_heads": 2, "n_tokens": 8, "n_transformer_layers": 1,

@@ -15,6 +15,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from . import scvi_baselines
+from .harmony import harmonize
 from .preprocessing import seeded_lsi
 
 log = logging.getLogger(__name__)
@@ -193,11 +194,13 @@ def graph_embedding(connectivities, n_components: int, seed: int = 0) -> np.ndar
 
 
 def wnn_with_info(mdata, n_top_genes: int = 2000, n_pcs: int = 30, n_lsi_components: int = 30,
-                  n_neighbors: int = 20, seed: int = 0):
+                  n_neighbors: int = 20, seed: int = 0, batches=None):
     """Weighted nearest neighbours (muon's ``mu.pp.neighbors``, Hao et al. 2021) on the RNA PCA and the ATAC
     LSI above, both without their depth components (Seurat's WNN vignette,
     https://satijalab.org/seurat/articles/weighted_nearest_neighbor_analysis, uses LSI components 2:50 for
     this reason).
+
+    With ``batches`` (one label per cell) both inputs are corrected by Harmony before the graph is built.
 
     Returns ``(embedding, connectivities, modality_weights, info)``: a diffusion map (spectral embedding) of
     the WNN graph with ``n_pcs`` dimensions (graph_embedding: the same size as the other methods', for KMeans;
@@ -212,6 +215,8 @@ def wnn_with_info(mdata, n_top_genes: int = 2000, n_pcs: int = 30, n_lsi_compone
     _seed_everything(seed)
     rna_embedding, rna_info = rna_pca_with_info(mdata.mod["rna"], n_top_genes, n_pcs, seed)
     atac_embedding, atac_info = atac_lsi_with_info(mdata.mod["atac"], n_lsi_components, seed)
+    if batches is not None:  # several libraries: Harmony on each input, then the WNN graph (harmony.py)
+        rna_embedding, atac_embedding = (harmonize(e, batches, seed) for e in (rna_embedding, atac_embedding))
     rna = ad.AnnData(obs=mdata.obs[[]].copy(), obsm={"X_pca": rna_embedding})
     atac = ad.AnnData(obs=mdata.obs[[]].copy(), obsm={"X_lsi": atac_embedding})
     n_neighbors = min(n_neighbors, mdata.n_obs - 1)
@@ -260,7 +265,7 @@ def _mofa_view(adata, n_top: int, log_depth):
 
 
 def mofa_with_info(mdata, n_factors: int = 15, n_top_genes: int = 2000, n_top_peaks: int = 5000,
-                   n_iterations: int = 1000, seed: int = 0):
+                   n_iterations: int = 1000, seed: int = 0, groups=None):
     """MOFA+ (mofapy2 through ``mu.tl.mofa``) on two Gaussian views: the most variable genes and the most
     variable peaks, each log-normalised with log depth regressed out and scaled (_mofa_view).
 
@@ -276,6 +281,10 @@ def mofa_with_info(mdata, n_factors: int = 15, n_top_genes: int = 2000, n_top_pe
     (without the regression, dropping them instead gave 0.23). The factors' depth correlations are reported
     (``depth_factors_above_cutoff``, ``max_abs_depth_rho``) so that a remaining depth axis is visible.
 
+    With ``groups`` (one batch label per cell) MOFA+ fits its multi-group model (``groups_label``; MOFA+'s
+    documented way to model samples/batches, Argelaguet et al., Genome Biology 2020), so that factors are
+    shared across the batches and their per-group means are not factors.
+
     Returns ``(factors, info)``: cells x (n_factors or fewer: factors MOFA switched off are left out).
     """
     import mudata as md
@@ -286,8 +295,12 @@ def mofa_with_info(mdata, n_factors: int = 15, n_top_genes: int = 2000, n_top_pe
     rna = _mofa_view(mdata.mod["rna"], n_top_genes, np.log1p(depths[0]))
     atac = _mofa_view(mdata.mod["atac"], n_top_peaks, np.log1p(depths[1]))
     joint = md.MuData({"rna": rna, "atac": atac})
+    group_args = {}
+    if groups is not None:
+        joint.obs["batch"] = np.asarray(groups).astype(str)
+        group_args = {"groups_label": "batch"}
     with tempfile.TemporaryDirectory() as tmp:
-        mu.tl.mofa(joint, n_factors=n_factors, n_iterations=n_iterations, seed=seed,
+        mu.tl.mofa(joint, n_factors=n_factors, n_iterations=n_iterations, seed=seed, **group_args,
                    outfile=os.path.join(tmp, "mofa.hdf5"), use_float32=True, quiet=True,
                    convergence_mode="fast")
     factors = np.asarray(joint.obsm["X_mofa"], dtype=np.float64)
@@ -313,28 +326,41 @@ def mofa(mdata, n_factors: int = 15, n_top_genes: int = 2000, n_top_peaks: int =
 
 def embed(method, mdata, *, seed: int = 0, n_top_genes: int = 2000, n_pcs: int = 30, n_lsi_components: int = 30,
           mofa_factors: int = 15, mofa_iterations: int = 1000, scvi: dict | None = None,
-          multivi: dict | None = None, threads: int = 1, accelerator: str = "cpu"):
+          multivi: dict | None = None, threads: int = 1, accelerator: str = "cpu", batches=None):
     """One baseline's embedding of the paired cells of ``mdata``: (cells x dims, extras). ``scvi`` and
     ``multivi`` are the config's ``benchmark.scvi`` / ``benchmark.multivi`` (max_epochs null = the library's
     default). Extras (written to the method's json): the depth components each method dropped, for atac_lsi
     the depth correlation of its first component, for wnn its graph and mean RNA weight, for multivi the
-    features kept."""
-    if method == "rna_pca":
-        return rna_pca_with_info(mdata.mod["rna"], n_top_genes, n_pcs, seed)
-    if method == "atac_lsi":
-        return atac_lsi_with_info(mdata.mod["atac"], n_lsi_components, seed)
+    features kept.
+
+    ``batches`` (a batch label per cell, or None): each method gets the batches in its own documented way --
+    Harmony on the components of RNA PCA and ATAC LSI and on both WNN inputs (harmony.py), the batch covariate
+    of scVI/MultiVI (``batch_key``), MOFA+'s groups."""
+    if batches is not None and len(np.unique(np.asarray(batches).astype(str))) < 2:
+        batches = None
+    batch_info = {"batches": int(len(np.unique(np.asarray(batches).astype(str))))} if batches is not None else {}
+    if method in ("rna_pca", "atac_lsi"):
+        embedding, info = (rna_pca_with_info(mdata.mod["rna"], n_top_genes, n_pcs, seed) if method == "rna_pca"
+                           else atac_lsi_with_info(mdata.mod["atac"], n_lsi_components, seed))
+        if batches is not None:
+            embedding, info = harmonize(embedding, batches, seed), {**info, "harmony": True}
+        return embedding, {**info, **batch_info}
     if method == "wnn":
-        embedding, graph, weights, info = wnn_with_info(mdata, n_top_genes, n_pcs, n_lsi_components, seed=seed)
-        return embedding, {"graph": graph, "mean_rna_weight": float(np.mean(weights)), **info}
+        embedding, graph, weights, info = wnn_with_info(mdata, n_top_genes, n_pcs, n_lsi_components, seed=seed,
+                                                        batches=batches)
+        return embedding, {"graph": graph, "mean_rna_weight": float(np.mean(weights)), **info, **batch_info}
     if method == "mofa":
-        return mofa_with_info(mdata, mofa_factors, n_top_genes, n_iterations=mofa_iterations, seed=seed)
-    if method == "scvi":
-        return scvi_baselines.scvi_rna_with_info(mdata.mod["rna"], seed=seed, threads=threads,
-                                                 accelerator=accelerator, **(scvi or {}))
-    if method == "multivi":
-        return scvi_baselines.multivi_with_info(mdata, seed=seed, threads=threads, accelerator=accelerator,
-                                                **(multivi or {}))
-    raise ValueError(f"unknown method {method}")
+        embedding, info = mofa_with_info(mdata, mofa_factors, n_top_genes, n_iterations=mofa_iterations, seed=seed,
+                                         groups=batches)
+    elif method == "scvi":
+        embedding, info = scvi_baselines.scvi_rna_with_info(mdata.mod["rna"], seed=seed, threads=threads,
+                                                            accelerator=accelerator, batches=batches, **(scvi or {}))
+    elif method == "multivi":
+        embedding, info = scvi_baselines.multivi_with_info(mdata, seed=seed, threads=threads, accelerator=accelerator,
+                                                           batches=batches, **(multivi or {}))
+    else:
+        raise ValueError(f"unknown method {method}")
+    return embedding, {**info, **batch_info}
 
 
 def read_cells(path):

@@ -54,16 +54,19 @@ def _epochs_run(model) -> int:
 
 
 def scvi_rna_with_info(rna, max_epochs: int | None = None, early_stopping: bool | None = False,
-                       n_latent: int = 10, seed: int = 0, threads: int = 1, accelerator: str = "cpu"):
+                       n_latent: int = 10, seed: int = 0, threads: int = 1, accelerator: str = "cpu", batches=None):
     """scVI on RNA counts alone (scvi-tools; the scVI quick-start: ``setup_anndata`` on raw counts,
-    ``SCVI(adata)``, ``train()``); the latent means. Returns ``(embedding, info)``."""
+    ``SCVI(adata)``, ``train()``); the latent means; ``batches`` (a label per cell) become its ``batch_key``.
+    Returns ``(embedding, info)``."""
     import scvi
 
     from .baselines import counts_of
 
     _scvi_settings(seed, threads)
     adata = counts_of(rna)
-    scvi.model.SCVI.setup_anndata(adata)
+    if batches is not None:
+        adata.obs["batch"] = np.asarray(batches).astype(str)
+    scvi.model.SCVI.setup_anndata(adata, batch_key="batch" if batches is not None else None)
     model = scvi.model.SCVI(adata, n_latent=n_latent)
     model.train(accelerator=accelerator, enable_progress_bar=False, **_train_kwargs(max_epochs, early_stopping))
     info = {"epochs_run": _epochs_run(model), "max_epochs": max_epochs, "early_stopping": early_stopping}
@@ -92,9 +95,10 @@ def multivi_features(mdata, min_cell_fraction: float = MULTIVI_MIN_CELL_FRACTION
 
 def multivi_with_info(mdata, max_epochs: int | None = None, early_stopping: bool | None = True,
                       min_cell_fraction: float = MULTIVI_MIN_CELL_FRACTION, n_latent: int | None = None,
-                      seed: int = 0, threads: int = 1, accelerator: str = "cpu"):
+                      seed: int = 0, threads: int = 1, accelerator: str = "cpu", batches=None):
     """MultiVI (scvi-tools) on RNA counts + binarised ATAC of the same cells, features seen in fewer than
-    ``min_cell_fraction`` of the cells dropped (multivi_features); the latent means.
+    ``min_cell_fraction`` of the cells dropped (multivi_features); the latent means; ``batches`` (a label per
+    cell) become its ``batch_key``.
     Returns ``(embedding, info)``."""
     import mudata as md
     import scvi
@@ -109,8 +113,13 @@ def multivi_with_info(mdata, max_epochs: int | None = None, early_stopping: bool
     rna = counts_of(mdata.mod["rna"])[:, genes].copy()
     atac = counts_of(mdata.mod["atac"])[:, peaks].copy()
     atac.X.data[:] = 1.0  # MultiVI models accessibility as Bernoulli
+    modalities = {"rna_layer": "rna", "atac_layer": "atac"}
+    if batches is not None:
+        rna.obs["batch"] = np.asarray(batches).astype(str)
+        modalities["batch_key"] = "rna"
     joint = md.MuData({"rna": rna, "atac": atac})
-    scvi.model.MULTIVI.setup_mudata(joint, modalities={"rna_layer": "rna", "atac_layer": "atac"})
+    scvi.model.MULTIVI.setup_mudata(joint, batch_key="batch" if batches is not None else None,
+                                    modalities=modalities)
     model = scvi.model.MULTIVI(joint, n_latent=n_latent)
     model.train(accelerator=accelerator, enable_progress_bar=False, **_train_kwargs(max_epochs, early_stopping))
     info = {"genes_kept": int(genes.sum()), "genes_total": int(genes.size), "peaks_kept": int(peaks.sum()),
