@@ -6,6 +6,9 @@ the latent, per seed.
     PYTHONPATH=scripts .venv/bin/python -m scmvp.simulate_samples data/three_libraries --n-samples 3
     .venv/bin/snakemake results/three_libraries/preprocessed.h5mu --cores 1 --configfile config/three_libraries.yaml
     .venv/bin/python bench/bench_batch_model.py results/three_libraries/preprocessed.h5mu --seeds 0 1 2
+    # the baselines with their own batch handling, next to scMVP with the covariate:
+    .venv/bin/python bench/bench_batch_model.py results/three_libraries/preprocessed.h5mu --seeds 0 \
+        --baselines rna_pca wnn scvi multivi --variants "no batch" batch_key
 
 Model settings: config/three_libraries.yaml's (n_latent 16, the rest defaults), on the CPU, one thread. Prints one
 tab-separated row per (variant, seed) and the mean per variant.
@@ -32,6 +35,12 @@ def main():
     parser.add_argument("--batch-key", default="sample")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="model config overrides (YAML values)")
+    parser.add_argument("--baselines", nargs="*", default=[], metavar="METHOD",
+                        help="also score these baselines with the batches their own way (rna_pca/atac_lsi/wnn: "
+                             "Harmony; scvi/multivi: batch_key; mofa: groups) and without (variant 'no batch')")
+    parser.add_argument("--variants", nargs="+", default=["no batch", "batch_key"],
+                        help="which of the two variants to run ('no batch', 'batch_key')")
+    parser.add_argument("--skip-scmvp", action="store_true", help="baselines only")
     args = parser.parse_args()
 
     import mudata as md
@@ -48,23 +57,36 @@ def main():
     k = len(np.unique(labels))
     overrides = {key: yaml.safe_load(value) for key, value in (item.split("=", 1) for item in args.set)}
     rows = []
+
+    def record(method, variant, seed, latent, seconds):
+        ari = adjusted_rand_score(labels, KMeans(k, n_init=10, random_state=0).fit_predict(latent))
+        scores = integration_scores(latent, batches, labels, seed=0, path=args.mdata)
+        row = {"method": method, "variant": variant, "seed": seed, "ari": ari,
+               **{s: float(scores[s]) for s in SCORES}, "seconds": seconds}
+        rows.append(row)
+        print("\t".join(f"{v:.4f}" if isinstance(v, float) else str(v) for v in row.values()), flush=True)
+
+    from scmvp.baselines import embed
+
     for seed in args.seeds:
+        for method in args.baselines:
+            for variant in args.variants:
+                start = time.perf_counter()
+                latent, _ = embed(method, mdata, seed=seed, threads=args.threads,
+                                  batches=batches if variant == "batch_key" else None)
+                record(method, variant, seed, latent, time.perf_counter() - start)
         for variant, batch_key in (("no batch", None), ("batch_key", args.batch_key)):
+            if variant not in args.variants or args.skip_scmvp:
+                continue
             cfg = {"n_latent": 16, "device": "cpu", "threads": args.threads, "seed": seed, **overrides,
                    "batch_key": batch_key}
             start = time.perf_counter()
             model = SCMVP.from_mudata(mdata, cfg, path=args.mdata, batch_key=batch_key)
             model.train(progress=False)
             latent = model.get_latent()
-            seconds = time.perf_counter() - start
-            ari = adjusted_rand_score(labels, KMeans(k, n_init=10, random_state=0).fit_predict(latent))
-            scores = integration_scores(latent, batches, labels, seed=0, path=args.mdata)
-            row = {"variant": variant, "seed": seed, "ari": ari, **{s: float(scores[s]) for s in SCORES},
-                   "seconds": seconds}
-            rows.append(row)
-            print("\t".join(f"{v:.4f}" if isinstance(v, float) else str(v) for v in row.values()), flush=True)
+            record("scmvp", variant, seed, latent, time.perf_counter() - start)
     table = pd.DataFrame(rows)
-    print(table.drop(columns="seed").groupby("variant", sort=False).mean().round(3).to_string())
+    print(table.drop(columns="seed").groupby(["method", "variant"], sort=False).mean().round(3).to_string())
 
 
 if __name__ == "__main__":
