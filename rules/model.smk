@@ -16,8 +16,8 @@ rule train:
     # (the benchmark's extra seeds, the baselines) when cores are short
     priority: 1
     params:
-        # every model key but the one that only the impute rule reads (changing it does not retrain)
-        model={key: value for key, value in config["model"].items() if key != "impute_reference_batch"},
+        # every model key but those only the impute rule reads (changing them does not retrain)
+        model={key: value for key, value in config["model"].items() if key not in IMPUTE_ONLY_MODEL_KEYS},
         checkpoints=lambda wildcards: out(wildcards.ds, "scmvp", "checkpoints"),
     log:
         out("{ds}", "logs", "train.log"),
@@ -47,7 +47,7 @@ rule train_seed:
         latent=benchmark_seed_out("{ds}", "{seed}", "scmvp", "latent.tsv"),
     params:
         model=lambda wildcards: dict({key: value for key, value in config["model"].items()
-                                      if key != "impute_reference_batch"}, seed=int(wildcards.seed)),
+                                      if key not in IMPUTE_ONLY_MODEL_KEYS}, seed=int(wildcards.seed)),
         checkpoints=lambda wildcards: benchmark_seed_out(wildcards.ds, wildcards.seed, "scmvp", "checkpoints"),
     log:
         seed_log("{ds}", "{seed}", "train_scmvp.log"),
@@ -75,6 +75,7 @@ rule impute:
         chunk_size=config["model"]["impute_chunk_size"],
         # decode every cell in this batch (null: each in its own); the batches come from the model file
         reference_batch=config["model"].get("impute_reference_batch"),
+        dtype=config["model"]["impute_dtype"],
         # the latent's UMAP and Leiden clusters, written into imputed.h5mu
         n_neighbors=config["benchmark"]["n_neighbors"],
         leiden_resolution=config["benchmark"]["leiden_resolution"],

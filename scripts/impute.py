@@ -30,7 +30,7 @@ def main(smk):
         log.info("batches (obs['%s']): %s; imputed in %s", model.batch_key, ", ".join(model.batch_categories),
                  smk.params.reference_batch or "each cell's own batch")
     write_imputed(model, mdata, smk.output.mdata, chunk_size=smk.params.chunk_size,
-                  reference_batch=smk.params.reference_batch,
+                  reference_batch=smk.params.reference_batch, dtype=smk.params.dtype,
                   annotate=lambda m: add_umap_and_leiden(m, smk.params.n_neighbors, smk.params.leiden_resolution,
                                                          smk.params.seed))
 

@@ -21,24 +21,29 @@ log = logging.getLogger("scmvp.model")
 ARRAY_ATTRS = {"encoding-type": "array", "encoding-version": "0.2.0"}
 
 
-def _dense_dataset(group, name, shape, chunk_rows):
+def _dense_dataset(group, name, shape, chunk_rows, dtype="float32"):
     if name in group:
         del group[name]
     rows = max(1, min(chunk_rows, shape[0]))
     cols = max(1, min(shape[1], max(1, (1 << 20) // rows)))        # ~4 MB HDF5 chunks
-    ds = group.create_dataset(name, shape=shape, dtype="float32", chunks=(rows, cols))
+    ds = group.create_dataset(name, shape=shape, dtype=dtype, chunks=(rows, cols))
     for key, value in ARRAY_ATTRS.items():
         ds.attrs[key] = value
     return ds
 
 
-def write_imputed(model, mdata, path, chunk_size=None, annotate=None, reference_batch=None):
+IMPUTE_DTYPES = ("float32", "float16")
+
+
+def write_imputed(model, mdata, path, chunk_size=None, annotate=None, reference_batch=None, dtype="float32"):
     """Add X_scmvp / scmvp_cluster to `mdata`, write it to `path` with the imputed layers, atomically.
 
     ``annotate(mdata)``, when given, runs once X_scmvp is set and before the file is written (the rule adds the
     latent's UMAP and Leiden clusters there). ``reference_batch``: decode every cell in this batch (None: in
-    its own).
+    its own). ``dtype``: storage type of the imputed layers (float32 or float16; computed in float32).
     """
+    if dtype not in IMPUTE_DTYPES:
+        raise ValueError(f"imputed layers are stored as one of {IMPUTE_DTYPES}, not {dtype!r}")
     chunk_size = chunk_size or model.config["impute_chunk_size"]
     if reference_batch is not None:                # an unknown batch fails before anything is computed
         try:
@@ -64,17 +69,18 @@ def write_imputed(model, mdata, path, chunk_size=None, annotate=None, reference_
     with atomic_path(path) as tmp:
         mdata.write(tmp)
         with h5py.File(tmp, "a") as h5:
-            rna_ds = _dense_dataset(h5["mod/rna/layers"], "imputed", (rna.n_obs, rna.n_vars), chunk_size)
-            atac_ds = _dense_dataset(h5["mod/atac/layers"], "imputed", (atac.n_obs, atac.n_vars), chunk_size)
+            rna_ds = _dense_dataset(h5["mod/rna/layers"], "imputed", (rna.n_obs, rna.n_vars), chunk_size, dtype)
+            atac_ds = _dense_dataset(h5["mod/atac/layers"], "imputed", (atac.n_obs, atac.n_vars), chunk_size,
+                                     dtype)
             full_genes = len(gene_columns) == rna.n_vars and np.array_equal(gene_columns, np.arange(rna.n_vars))
             for idx, rna_imp, atac_imp in model.impute_chunks(chunk_size, reference_batch=reference_batch):
                 rows = slice(int(idx[0]), int(idx[-1]) + 1)
                 if full_genes:
-                    rna_ds[rows] = rna_imp
+                    rna_ds[rows] = rna_imp.astype(dtype, copy=False)
                 else:                           # genes the model did not see (HVG-only model): NaN
-                    block = np.full((len(idx), rna.n_vars), np.nan, np.float32)
+                    block = np.full((len(idx), rna.n_vars), np.nan, dtype)
                     block[:, gene_columns] = rna_imp
                     rna_ds[rows] = block
-                atac_ds[rows] = atac_imp
+                atac_ds[rows] = atac_imp.astype(dtype, copy=False)
     log.info("wrote %s: %d cells, latent %d, %d clusters", path, latent.shape[0], latent.shape[1],
              len(np.unique(clusters)))
