@@ -227,9 +227,6 @@ def is_multi_library(ds):
     """A sample sheet of more than one library: the integration metrics apply."""
     return is_sample_sheet(ds) and len(sample_sheet(ds)) > 1
 
-# model keys that only the impute rule reads: left out of the training rules' params (no retraining)
-IMPUTE_ONLY_MODEL_KEYS = ("impute_reference_batch", "impute_dtype")
-
 # Each stage adds its per-dataset targets here when it joins `rule all`.
 STAGE_TARGETS = []
 

@@ -6,6 +6,10 @@
 # not declared outputs, so Snakemake never deletes them: a killed `train` job resumes when rerun.
 
 
+# model keys that only the impute rule reads: left out of the training rules' params (no retraining)
+IMPUTE_ONLY_MODEL_KEYS = ("impute_reference_batch", "impute_dtype")
+
+
 rule train:
     input:
         mdata=out("{ds}", "preprocessed.h5mu"),
