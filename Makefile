@@ -29,7 +29,7 @@ run: setup
 	$(VENV)/bin/snakemake --profile profiles/default --cores $(CORES)
 
 test: setup
-	$(VENV)/bin/python -m pytest workflow_tests
+	$(VENV)/bin/python -m pytest workflow_tests -m "not scale"
 
 lint: setup
 	$(VENV)/bin/snakemake --lint
@@ -41,6 +41,7 @@ report: setup
 # (the quick clustering table caps scVI/MultiVI at 50 epochs for time; the workflow benchmark,
 # bench/scicar_benchmark.yaml, trains them with their scvi-tools defaults)
 bench: setup
+	$(PY) -m pytest workflow_tests -m scale -s
 	$(PY) bench/bench_model.py --cells 1000 10000 50000 --epochs 1 --threads 1
 	$(PY) bench/bench_scicar.py --seeds 0 1 2 3 4 --ablations --threads 1
 	$(PY) bench/bench_clustering_scicar.py --out bench_results/scicar_clustering.tsv --scvi-max-epochs 50 --multivi-max-epochs 50

@@ -39,6 +39,12 @@ TINY_CONFIG = {
 }
 
 
+
+def pytest_configure(config):
+    # `make test` leaves these out (minutes of training at a real scale); `make bench` runs them
+    config.addinivalue_line("markers", "scale: a model run at a real dataset's scale (make bench, not make test)")
+
+
 @pytest.fixture(scope="session")
 def repo_root() -> Path:
     return REPO

@@ -308,6 +308,7 @@ def test_simulated_types_are_recovered():
     assert ari > pca_ari + 0.03, (ari, pca_ari)
 
 
+@pytest.mark.scale
 def test_example_simulation_types_are_recovered_at_the_true_k():
     """The issue's claim at the example's scale (config/config.yaml: 3,000 cells x 2,000 genes x 20,000 peaks,
     the example's model settings): KMeans at the true k = 6 on the latent vs the six simulated labels. At this
