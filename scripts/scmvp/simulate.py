@@ -357,6 +357,37 @@ def _atac_scale(acc, prog, n_discrete, depth_quantiles, t_grid, target):
     return np.sqrt(lo * hi)
 
 
+# ------------------------------------------------------------------------------------------ counts
+def expression_proportions(base, lfc):
+    """Per-cell expression proportions (cells x genes, rows sum to 1): softmax of baseline + log fold changes."""
+    logits = base + lfc
+    p = np.exp(logits - logits.max(axis=1, keepdims=True))
+    return p / p.sum(axis=1, keepdims=True)
+
+
+def nb_counts(rng, mean, theta):
+    """Negative binomial counts (CSR, int32) around ``mean`` with inverse dispersion ``theta`` (gamma-Poisson)."""
+    return sp.csr_matrix(rng.poisson(rng.gamma(theta, mean / theta)).astype(np.int32))
+
+
+def cut_site_counts(rng, rates):
+    """ATAC counts (CSR, int32): Poisson fragments per cell and peak at ``rates``; a fragment inside a peak puts
+    one or (often) both of its cut sites there."""
+    fragments = sp.csr_matrix(rng.poisson(rates).astype(np.int32))
+    fragments.data += rng.binomial(fragments.data, BOTH_ENDS_IN_PEAK).astype(np.int32)
+    return fragments
+
+
+def representative_cells(labels, name, max_trajectory_cells=500):
+    """Cells whose true state stands for label ``name``: a discrete type's cells share one state (one cell), a
+    trajectory label's states are averaged over an evenly spaced subset of its cells."""
+    cells = np.flatnonzero(labels == name)
+    if not len(cells):
+        return cells
+    keep = 1 if name not in TRAJECTORY_LABELS else min(len(cells), max_trajectory_cells)
+    return cells[np.unique(np.linspace(0, len(cells) - 1, keep).astype(int))]
+
+
 # ----------------------------------------------------------------------------------------- simulate
 def simulate(n_cells=3000, n_genes=2000, n_peaks=20000, n_types=6, n_chromosomes=5, seed=0,
              genome="synthetic", chunk_entries=8_000_000) -> SimulatedDataset:
@@ -405,20 +436,12 @@ def simulate(n_cells=3000, n_genes=2000, n_peaks=20000, n_types=6, n_chromosomes
     for c0, crng in zip(starts, chunk_rngs):
         idx = np.arange(c0, min(n_cells, c0 + chunk))
         lfc = _cell_lfc(prog, group[idx], t[idx])
-        logits = prog.base + lfc
-        p = np.exp(logits - logits.max(axis=1, keepdims=True))
-        p /= p.sum(axis=1, keepdims=True)
-        mean = library[idx, None] * p
-        lam = crng.gamma(theta, mean / theta)
-        rna_parts.append(sp.csr_matrix(crng.poisson(lam).astype(np.int32)))
+        rna_parts.append(nb_counts(crng, library[idx, None] * expression_proportions(prog.base, lfc), theta))
         rates = scale * atac_depth[idx, None] * _openness(acc, lfc, _programme_membership(group[idx], t[idx],
                                                                                           n_discrete))
         rates *= acc.strength
-        fragments = sp.csr_matrix(crng.poisson(rates).astype(np.int32))
-        # a fragment inside a peak puts one or (often) both of its cut sites there
-        fragments.data += crng.binomial(fragments.data, BOTH_ENDS_IN_PEAK).astype(np.int32)
-        atac_parts.append(fragments)
-        del lam, rates
+        atac_parts.append(cut_site_counts(crng, rates))
+        del rates
     rna = sp.vstack(rna_parts).tocsr()
     atac = sp.vstack(atac_parts).tocsr()
 
@@ -426,16 +449,11 @@ def simulate(n_cells=3000, n_genes=2000, n_peaks=20000, n_types=6, n_chromosomes
     true_p = np.zeros((len(label_names), n_genes))
     openness = np.zeros((len(label_names), n_peaks))
     for j, name in enumerate(label_names):
-        cells = np.flatnonzero(labels == name)
+        cells = representative_cells(labels, name)
         if not len(cells):
             continue
-        # a discrete type's cells share one state; trajectory states are averaged over a subset of cells
-        keep = 1 if name not in TRAJECTORY_LABELS else min(len(cells), 500)
-        cells = cells[np.unique(np.linspace(0, len(cells) - 1, keep).astype(int))]
         lfc = _cell_lfc(prog, group[cells], t[cells])
-        logits = prog.base + lfc
-        p = np.exp(logits - logits.max(axis=1, keepdims=True))
-        true_p[j] = (p / p.sum(axis=1, keepdims=True)).mean(axis=0)
+        true_p[j] = expression_proportions(prog.base, lfc).mean(axis=0)
         for s in range(0, len(cells), chunk):
             sub = cells[s: s + chunk]
             openness[j] += _openness(acc, lfc[s: s + chunk],

@@ -26,8 +26,9 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from .simulate import (BOTH_ENDS_IN_PEAK, TRAJECTORY_LABELS, SimulatedDataset, _barcodes, _enhancer_links, _genome,
-                       _place_peaks, _programs, _sigmoid, _trajectory_lfc, cell_type_names, reference_tables)
+from .simulate import (TRAJECTORY_LABELS, SimulatedDataset, _barcodes, _enhancer_links, _genome, _place_peaks,
+                       _programs, _sigmoid, _trajectory_lfc, cell_type_names, cut_site_counts,
+                       expression_proportions, nb_counts, reference_tables, representative_cells)
 
 # A specific peak is ~5.7x more open in its programme's cells than elsewhere (log2 FC ~2.5, the order of real
 # cell-type marker peaks; the example's 0.85 / 0.03 is a 28x contrast that makes ATAC alone near-perfect)
@@ -216,31 +217,21 @@ def simulate_tissue(n_cells=5000, n_genes=2000, n_peaks=20000, n_types=17, n_chr
     for c0, crng in zip(starts, chunk_rngs):
         idx = np.arange(c0, min(n_cells, c0 + chunk))
         rna_lfc, chrom_lfc, member = states(idx)
-        logits = prog.base + rna_lfc
-        p = np.exp(logits - logits.max(axis=1, keepdims=True))
-        p /= p.sum(axis=1, keepdims=True)
-        lam = crng.gamma(theta, library[idx, None] * p / theta)
-        rna_parts.append(sp.csr_matrix(crng.poisson(lam).astype(np.int32)))
+        rna_parts.append(nb_counts(crng, library[idx, None] * expression_proportions(prog.base, rna_lfc), theta))
         weight = _openness(chrom, chrom_lfc, member) * chrom.strength
-        rates = fragments_in_peaks[idx, None] * weight / weight.sum(axis=1, keepdims=True)
-        frags = sp.csr_matrix(crng.poisson(rates).astype(np.int32))
-        frags.data += crng.binomial(frags.data, BOTH_ENDS_IN_PEAK).astype(np.int32)
-        atac_parts.append(frags)
+        atac_parts.append(cut_site_counts(crng, fragments_in_peaks[idx, None] * weight
+                                          / weight.sum(axis=1, keepdims=True)))
     rna = sp.vstack(rna_parts).tocsr()
     atac = sp.vstack(atac_parts).tocsr()
 
     true_p = np.zeros((len(label_names), n_genes))
     openness = np.zeros((len(label_names), n_peaks))
     for j, name in enumerate(label_names):
-        cells = np.flatnonzero(labels == name)
+        cells = representative_cells(labels, name)
         if not len(cells):
             continue
-        keep = 1 if name not in TRAJECTORY_LABELS else min(len(cells), 500)
-        cells = cells[np.unique(np.linspace(0, len(cells) - 1, keep).astype(int))]
         rna_lfc, chrom_lfc, member = states(cells)
-        logits = prog.base + rna_lfc
-        p = np.exp(logits - logits.max(axis=1, keepdims=True))
-        true_p[j] = (p / p.sum(axis=1, keepdims=True)).mean(axis=0)
+        true_p[j] = expression_proportions(prog.base, rna_lfc).mean(axis=0)
         openness[j] = _openness(chrom, chrom_lfc, member).mean(axis=0)
     bulk_rna, de_genes, links_table = reference_tables(label_names, true_p, genes, peaks, chrom.prom_cols,
                                                        chrom.prom_genes, links)
