@@ -363,8 +363,9 @@ def embed(method, mdata, *, seed: int = 0, n_top_genes: int = 2000, n_pcs: int =
     return embedding, {**info, **batch_info}
 
 
-def read_cells(path):
-    """Barcodes and labels (None where unlabelled, or no labels at all) of an h5mu, without loading X."""
+def read_obs(path, column):
+    """The MuData obs table of an h5mu, without loading X; ``column``, when obs lacks it, taken from rna.obs
+    (aligned by cell) if rna.obs has it."""
     import h5py
     from anndata.io import read_elem
 
@@ -373,12 +374,18 @@ def read_cells(path):
     try:
         with h5py.File(path, "r") as handle:
             obs = read_elem(handle["obs"])
-            if "label" not in obs.columns and "mod/rna/obs" in handle:
+            if column not in obs.columns and "mod/rna/obs" in handle:
                 rna_obs = read_elem(handle["mod/rna/obs"])
-                if "label" in rna_obs.columns:
-                    obs["label"] = rna_obs["label"].reindex(obs.index)
+                if column in rna_obs.columns:
+                    obs[column] = rna_obs[column].reindex(obs.index)
     except (OSError, KeyError) as err:
         raise InputError(path, f"not a readable h5mu file with an obs table ({err})") from None
+    return obs
+
+
+def read_cells(path):
+    """Barcodes and labels (None where unlabelled, or no labels at all) of an h5mu, without loading X."""
+    obs = read_obs(path, "label")
     if "label" not in obs.columns:
         return obs.index.astype(str), None
     labels = obs["label"].astype(object)

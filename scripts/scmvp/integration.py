@@ -93,16 +93,9 @@ def integration_table(embeddings: dict, batches, labels=None, seed: int = 0) -> 
 
 def read_obs_column(path, column):
     """One obs column of an h5mu (MuData obs, else the RNA modality's), without loading X."""
-    import h5py
-    from anndata.io import read_elem
+    from .baselines import read_obs
 
-    try:
-        with h5py.File(path, "r") as handle:
-            obs = read_elem(handle["obs"])
-            if column not in obs.columns and "mod/rna/obs" in handle:
-                obs = read_elem(handle["mod/rna/obs"]).reindex(obs.index)
-    except (OSError, KeyError) as err:
-        raise InputError(path, f"not a readable h5mu file with an obs table ({err})") from None
+    obs = read_obs(path, column)
     if column not in obs.columns:
         raise InputError(path, f'has no obs["{column}"] (columns: {", ".join(map(str, obs.columns))})')
     return obs.index.astype(str), obs[column].astype(str).to_numpy()
