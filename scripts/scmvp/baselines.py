@@ -336,9 +336,10 @@ def embed(method, mdata, *, seed: int = 0, n_top_genes: int = 2000, n_pcs: int =
     ``batches`` (a batch label per cell, or None): each method gets the batches in its own documented way --
     Harmony on the components of RNA PCA and ATAC LSI and on both WNN inputs (harmony.py), the batch covariate
     of scVI/MultiVI (``batch_key``), MOFA+'s groups."""
-    if batches is not None and len(np.unique(np.asarray(batches).astype(str))) < 2:
+    n_batches = len(np.unique(np.asarray(batches).astype(str))) if batches is not None else 0
+    if n_batches < 2:
         batches = None
-    batch_info = {"batches": int(len(np.unique(np.asarray(batches).astype(str))))} if batches is not None else {}
+    batch_info = {"batches": n_batches} if batches is not None else {}
     if method in ("rna_pca", "atac_lsi"):
         embedding, info = (rna_pca_with_info(mdata.mod["rna"], n_top_genes, n_pcs, seed) if method == "rna_pca"
                            else atac_lsi_with_info(mdata.mod["atac"], n_lsi_components, seed))
