@@ -134,9 +134,9 @@ def doublet_scores(rna, qc: QCConfig, seed: int = 0, samples: pd.Series | None =
 
     Seeded; the threshold is ``qc.doublet_threshold`` (scanpy's automatic one needs scikit-image). Cells that
     scrublet leaves out (< 3 genes) get a NaN score and are not called doublets; when scrublet cannot run at
-    all (e.g. fewer than :data:`MIN_SCRUBLET_CELLS` cells), every score is NaN, with a warning. With ``samples`` (see :func:`cell_samples`)
-    and ``qc.per_sample``, scrublet runs on each sample alone (same seed; scanpy's ``batch_key`` does the same),
-    and a sample it cannot score gets NaN scores.
+    all (e.g. fewer than :data:`MIN_SCRUBLET_CELLS` cells), every score is NaN, with a warning. With
+    ``samples`` (see :func:`cell_samples`) and ``qc.per_sample``, scrublet runs on each sample alone (same seed;
+    scanpy's ``batch_key`` does the same), and a sample it cannot score gets NaN scores.
     """
     if samples is None or not qc.per_sample:
         return _scrublet(rna, qc, seed)

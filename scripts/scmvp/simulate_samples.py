@@ -247,7 +247,8 @@ def main(argv=None):
     parser.add_argument("--depths", type=float, nargs="+", help="per library (default 1 .. 0.5, evenly spaced)")
     parser.add_argument("--batch-gene-fraction", type=float, default=0.3, help="genes shifted per library")
     parser.add_argument("--batch-lfc", type=float, default=1.0, help="sd of the shifted genes' log fold change")
-    parser.add_argument("--no-fragments", action="store_true", help="no atac_fragments.tsv.gz / per_barcode_metrics.csv")
+    parser.add_argument("--no-fragments", action="store_true",
+                        help="write no atac_fragments.tsv.gz / per_barcode_metrics.csv")
     args = parser.parse_args(argv)
     sim = simulate_samples(n_samples=args.n_samples, n_cells=args.n_cells, n_genes=args.n_genes,
                            n_peaks=args.n_peaks, n_types=args.n_types, seed=args.seed, depths=args.depths,
