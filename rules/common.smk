@@ -5,6 +5,7 @@ import re
 from snakemake.exceptions import WorkflowError
 
 from scmvp.errors import InputError
+from scmvp.qc_fragments import find_arc_file
 from scmvp.sample_sheet import read_sample_sheet, sheet_has_labels, sheet_records
 
 RESULTS = config["results"]
@@ -147,34 +148,56 @@ def reference(ds, name):
     return dataset(ds).get("references", {}).get(name)
 
 
-def arc_file(ds, name):
-    """Cell Ranger ARC's `name` (atac_fragments.tsv.gz, per_barcode_metrics.csv) in the outs/ folder of a
-    10x_multiome dataset: `path` itself, `path`/outs, or the folder holding `path` (the matrix); else None."""
-    if dataset(ds).get("technology") != "10x_multiome":
-        return None  # sample sheets too: their fragments files are not read yet (barcodes need the sample)
-    path = os.path.abspath(dataset(ds)["path"])
-    folders = [path, os.path.join(path, "outs")] if os.path.isdir(path) else []
-    folders.append(os.path.dirname(path))
-    for folder in folders:
-        if os.path.isfile(os.path.join(folder, name)):
-            return os.path.join(folder, name)
-    return None
+def arc_qc_files(path):
+    """The fragment-QC files of one Cell Ranger ARC dataset (`path`: its outs/ folder, the folder above, or the
+    matrix in it; scmvp.qc_fragments.find_arc_file): atac_fragments.tsv.gz (+ its tabix index) and
+    per_barcode_metrics.csv, each when present (a fragments file without its .tbi is not used)."""
+    files = {}
+    fragments = find_arc_file(path, "atac_fragments.tsv.gz")
+    if fragments and os.path.isfile(f"{fragments}.tbi"):
+        files.update(fragments=fragments, fragments_index=f"{fragments}.tbi")
+    metrics = find_arc_file(path, "per_barcode_metrics.csv")
+    if metrics:
+        files["barcode_metrics"] = metrics
+    return files
+
+
+# input names of one sample's fragment-QC files in rule preprocess (prefixes no sample name can blur: `tbi_`)
+SAMPLE_QC_INPUT = {"fragments": "fragments_{}", "fragments_index": "tbi_{}", "barcode_metrics": "barcode_metrics_{}"}
+
+
+def sample_arc_files(ds):
+    """Sample sheet `ds`: sample -> its fragment-QC files (arc_qc_files), for its 10x_multiome samples that
+    have any; {} for other datasets."""
+    if not is_sample_sheet(ds):
+        return {}
+    files = {row["sample"]: arc_qc_files(row["path"]) for row in sample_sheet(ds).to_dict("records")
+             if row["technology"] == "10x_multiome"}
+    return {sample: found for sample, found in files.items() if found}
+
+
+def sample_qc_inputs(ds):
+    """Sample sheet `ds`: sample -> {"fragments": input name, "barcode_metrics": input name} of rule preprocess
+    (its params; the rule script finds each sample's files under these names)."""
+    return {sample: {kind: SAMPLE_QC_INPUT[kind].format(sample) for kind in files if kind != "fragments_index"}
+            for sample, files in sample_arc_files(ds).items()}
 
 
 def fragment_qc_inputs(ds):
     """Inputs of the fragment QC (preprocess): fragments (+ its tabix index), per-barcode metrics and
-    the genes reference (TSSs), each when the dataset has it."""
+    the genes reference (TSSs), each when the dataset has it; for a sample sheet, each 10x_multiome sample's
+    files, named per sample (SAMPLE_QC_INPUT: fragments_{sample}, tbi_{sample}, barcode_metrics_{sample})."""
     if is_simulated(ds):
         inputs = {key: simulated_file(ds, key) for key in ("fragments", "fragments_index", "barcode_metrics")}
+    elif is_sample_sheet(ds):
+        inputs = {SAMPLE_QC_INPUT[kind].format(sample): path
+                  for sample, files in sample_arc_files(ds).items() for kind, path in files.items()}
+    elif dataset(ds).get("technology") == "10x_multiome":
+        inputs = arc_qc_files(dataset(ds)["path"])
     else:
         inputs = {}
-        fragments = arc_file(ds, "atac_fragments.tsv.gz")
-        if fragments and os.path.isfile(f"{fragments}.tbi"):
-            inputs.update(fragments=fragments, fragments_index=f"{fragments}.tbi")
-        metrics = arc_file(ds, "per_barcode_metrics.csv")
-        if metrics:
-            inputs["barcode_metrics"] = metrics
-    if "fragments" in inputs and reference(ds, "genes"):
+    has_fragments = "fragments" in inputs or any("fragments" in files for files in sample_arc_files(ds).values())
+    if has_fragments and reference(ds, "genes"):
         inputs["genes"] = reference(ds, "genes")
     return inputs
 

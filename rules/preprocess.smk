@@ -1,12 +1,14 @@
 # Stage preprocess: QC (cells must pass in both modalities; data-driven MAD outliers by default, see
 # scripts/scmvp/qc.py; TSS enrichment, nucleosome signal and FRiP from Cell Ranger ARC's fragments file and
-# per-barcode metrics when present, scripts/scmvp/qc_fragments.py; scrublet doublets), the QC tables and figure, raw counts kept in layers, RNA
-# log-normalisation + highly variable genes + PCA, ATAC TF-IDF + LSI (muon).
+# per-barcode metrics when present, scripts/scmvp/qc_fragments.py; scrublet doublets; all per sample for a sample
+# sheet, qc.per_sample), the QC tables and figure, raw counts kept in layers, RNA log-normalisation + highly
+# variable genes + PCA, ATAC TF-IDF + LSI (muon).
 
 
 rule preprocess:
     input:
-        # + Cell Ranger ARC's fragments file / per-barcode metrics (fragment QC), when the dataset has them
+        # + Cell Ranger ARC's fragments file / per-barcode metrics (fragment QC), when the dataset has them (a sample
+        # sheet: each 10x_multiome sample's, fragments_{sample}, tbi_{sample}, barcode_metrics_{sample})
         unpack(lambda wildcards: {"mdata": out(wildcards.ds, "ingested.h5mu")} | fragment_qc_inputs(wildcards.ds)),
     output:
         mdata=out("{ds}", "preprocessed.h5mu"),
@@ -19,9 +21,20 @@ rule preprocess:
             subcategory="{ds}",
             labels={"dataset": "{ds}", "figure": "QC summary"},
         ),
+        # one row per sample of a sample sheet; one row named by the dataset otherwise
+        samples=report(
+            out("{ds}", "qc", "samples.tsv"),
+            caption="../report/qc_samples.rst",
+            category="Quality control",
+            subcategory="{ds}",
+            labels={"dataset": "{ds}", "figure": "QC per sample"},
+        ),
     params:
         qc=config["qc"],
         seed=config["model"]["seed"],
+        dataset="{ds}",
+        # sample -> names of its fragment-QC inputs (sample sheets with Cell Ranger ARC folders)
+        sample_files=lambda wildcards: sample_qc_inputs(wildcards.ds),
     log:
         out("{ds}", "logs", "preprocess.log"),
     benchmark:

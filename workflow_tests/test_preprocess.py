@@ -246,3 +246,78 @@ def test_default_qc_is_data_driven_and_keeps_a_gene_panel(shared_data, sim):
     assert not table.loc[sim.barcodes[shallow], "passed"].any()
     assert table["passed"].sum() == report["cells_out"] >= 0.9 * len(sim.barcodes)
     assert all("rna_n_counts_low" in r or "atac_n_counts_low" in r for r in table.loc[sim.barcodes[shallow], "reasons"])
+
+
+def _three_samples():
+    """Two libraries at the same depth and one at half of it: log1p counts at each sample's median + 0.05 x the
+    normal quantiles (100 cells each), and three cells of the shallow library at the deep libraries' depth."""
+    from scipy.stats import norm
+
+    z = norm.ppf((np.arange(100) + 0.5) / 100)
+    logs, samples = [], []
+    for sample, depth in (("deep1", 1.0), ("deep2", 1.0), ("shallow", 0.5)):
+        values = np.log(4000 * depth) + 0.05 * z
+        if sample == "shallow":
+            values = np.r_[values, np.log(4000) + np.array([0.0, 0.05, 0.1])]
+        logs.append(values)
+        samples += [sample] * len(values)
+    counts = np.expm1(np.concatenate(logs))
+    return pd.DataFrame({"sample": samples, "rna_n_counts": counts, "rna_n_genes": counts / 4,
+                         "rna_mito_fraction": 0.0, "atac_n_counts": counts, "atac_n_peaks": counts / 2},
+                        index=[f"cell{i}" for i in range(len(counts))])
+
+
+def test_per_sample_mad_thresholds_keep_a_shallow_library():
+    """Pooled MADs (qc.per_sample: false) remove all 100 ordinary cells of the half-depth library as low counts and
+    keep its three cells at the deep libraries' depth; per-sample MADs keep the 100 and remove the three."""
+    from scmvp.qc import failing_reasons, mad_thresholds, thresholds_by_sample
+
+    table = _three_samples()
+    outliers = table.index[-3:]
+    per_sample = thresholds_by_sample(table, QCConfig(), has_mito=False)
+    assert list(per_sample.columns) == ["sample", "metric", "low", "high", "rule"]
+    assert list(per_sample["sample"].unique()) == ["deep1", "deep2", "shallow"] and len(per_sample) == 3 * 5
+    for sample, rows in per_sample.groupby("sample"):  # each sample's rows: the pooled function on its own cells
+        own = mad_thresholds(table[table["sample"] == sample], QCConfig(), has_mito=False)
+        pd.testing.assert_frame_equal(rows.drop(columns="sample").reset_index(drop=True), own)
+    reasons = failing_reasons(table, per_sample)
+    removed = reasons.any(axis=1)
+    assert removed.groupby(table["sample"]).sum().to_dict() == {"deep1": 0, "deep2": 0, "shallow": 3}
+    assert list(table.index[removed]) == list(outliers) and reasons.loc[outliers, "rna_n_counts_high"].all()
+
+    pooled = thresholds_by_sample(table, QCConfig(per_sample=False), has_mito=False)
+    pd.testing.assert_frame_equal(pooled, mad_thresholds(table, QCConfig(), has_mito=False))
+    assert "sample" not in pooled.columns
+    reasons = failing_reasons(table, pooled)
+    removed = reasons.any(axis=1)
+    assert removed.groupby(table["sample"]).sum().to_dict() == {"deep1": 0, "deep2": 0, "shallow": 100}
+    assert not removed[outliers].any() and reasons.loc[removed, "rna_n_counts_low"].all()
+
+    # fixed thresholds are the same in every sample, on top of each sample's MAD bound
+    fixed = thresholds_by_sample(table, QCConfig(min_genes_per_cell=800), has_mito=False)
+    genes = fixed[fixed["metric"] == "rna_n_genes"].set_index("sample")
+    assert (genes["rule"] == "5 MADs + fixed minimum").all()
+    assert genes.loc["shallow", "low"] == 800 and genes.loc["deep1", "low"] > 800
+
+
+def test_single_sample_qc_is_unchanged(processed, sim):
+    """One library (no `sample` column, or one with a single value): no `sample` column anywhere, the thresholds
+    are the pooled function's, and a one-sample sheet gives the same tables as no sheet."""
+    from scmvp.qc import mad_thresholds
+    from scmvp.qc_samples import sample_table
+
+    _, report = processed
+    cells, thresholds = report["cell_table"], report["thresholds"]
+    assert "sample" not in cells.columns and "sample" not in thresholds.columns
+    pd.testing.assert_frame_equal(thresholds, mad_thresholds(cells, QCConfig.from_config(QC), has_mito=True))
+    one = _mudata(sim)
+    for frame in (one.obs, one.mod["rna"].obs, one.mod["atac"].obs):
+        frame["sample"] = "only"
+    again = preprocess(one, QC, seed=0)
+    pd.testing.assert_frame_equal(again["cell_table"], cells)
+    pd.testing.assert_frame_equal(again["thresholds"], thresholds)
+    # the per-sample table: one row, named by the caller, agreeing with the summary
+    table = sample_table(cells, name="sim")
+    assert len(table) == 1 and table.loc[0, "sample"] == "sim"
+    assert table.loc[0, "cells_in"] == report["cells_in"] and table.loc[0, "cells_out"] == report["cells_out"]
+    assert table.loc[0, "removed_rna_mito_fraction_high"] == report["cells_failing"]["rna_mito_fraction_high"]

@@ -132,3 +132,64 @@ def test_fragment_qc_in_the_tiny_workflow(tiny_workflow):
     assert 0 <= summary["doublet_rate"] < 0.1
     assert summary["median_atac_frip_in"] == pytest.approx(cells["atac_frip"].median())
     assert (qc / "qc.png").stat().st_size > 10_000
+
+
+def test_fragment_metrics_per_sample_match_the_whole_file(pbmc):
+    """The real slice split into two samples named {sample}#{barcode}, each given the slice's fragments file: every
+    cell gets the nucleosome signal and FRiP it gets from the whole file (the file is under muon's nucleosome
+    budget for either half), under its full name, and the TSS enrichment too, except cells without a fragment in
+    the TSS flanks: muon divides their centre by the population's mean flank, now their own sample's (one factor
+    per sample); a sample without files gets NaN."""
+    import anndata as ad
+    import mudata as md
+
+    from scmvp.qc_fragments import sample_fragment_metrics
+
+    mdata, fragments, metrics = pbmc
+    barcodes = mdata.obs_names
+    samples = np.where(np.arange(len(barcodes)) % 2 == 0, "s1", "s2")
+    names = pd.Index([f"{s}#{b}" for s, b in zip(samples, barcodes)])
+    rna = ad.AnnData(obs=pd.DataFrame(index=names), var=mdata.mod["rna"].var.copy())
+    atac = ad.AnnData(obs=pd.DataFrame(index=names), var=mdata.mod["atac"].var.copy())
+    joined = md.MuData({"rna": rna, "atac": atac})
+    per_sample = sample_fragment_metrics(joined, {"s1": {"fragments": fragments}, "s2": {"fragments": fragments}})
+    assert list(per_sample.index) == list(names)
+    whole = metrics.set_axis(names)
+    for column in ("atac_nucleosome_signal", "atac_frip"):
+        assert np.array_equal(per_sample[column], whole[column], equal_nan=True), column
+    tss, tss_whole = per_sample["atac_tss_enrichment"].to_numpy(), whole["atac_tss_enrichment"].to_numpy()
+    assert (tss == tss_whole).mean() > 0.5
+    for sample in ("s1", "s2"):
+        own = (samples == sample) & (tss_whole > 0)
+        factors = np.unique(np.round(tss[own] / tss_whole[own], 9))
+        assert len(factors) == 2 and 1.0 in factors, (sample, factors)
+    assert atac.uns["files"] == {"fragments_s1": str(fragments), "fragments_s2": str(fragments)}
+    only_first = sample_fragment_metrics(joined, {"s1": {"fragments": fragments}})
+    assert only_first.loc[samples == "s2"].isna().all().all()
+    assert np.array_equal(only_first.loc[samples == "s1", "atac_frip"].to_numpy(),
+                          whole.loc[samples == "s1", "atac_frip"].to_numpy(), equal_nan=True)
+
+
+def test_scrublet_per_sample(caplog):
+    """With samples and qc.per_sample, each sample's scores are scrublet's on that sample alone (same seed); a
+    sample too small to score gets NaN with a warning; qc.per_sample false scores the pooled cells."""
+    import anndata as ad
+
+    from scmvp.simulate import simulate
+
+    sim = simulate(n_cells=300, n_genes=250, n_peaks=500, n_types=6, n_chromosomes=2, seed=3)
+    rna = ad.AnnData(sim.rna.astype(np.float32).tocsr(), obs=pd.DataFrame(index=sim.barcodes))
+    samples = pd.Series(np.repeat(["a", "b", "tiny"], [150, 147, 3]), index=rna.obs_names)
+    with caplog.at_level("WARNING", logger="scmvp.qc"):
+        scores = doublet_scores(rna, QCConfig(), seed=0, samples=samples)
+    assert list(scores.index) == list(rna.obs_names)
+    for sample in ("a", "b"):
+        alone = doublet_scores(rna[(samples == sample).to_numpy()], QCConfig(), seed=0)
+        assert np.array_equal(scores.loc[alone.index, "doublet_score"], alone["doublet_score"])
+        assert alone["doublet_score"].notna().all()
+    assert scores.loc[samples == "tiny", "doublet_score"].isna().all()
+    assert not scores.loc[samples == "tiny", "predicted_doublet"].any()
+    assert "sample tiny: scrublet needs at least 30 cells, got 3" in caplog.text
+    pooled = doublet_scores(rna, QCConfig(per_sample=False), seed=0, samples=samples)
+    assert np.array_equal(pooled["doublet_score"], doublet_scores(rna, QCConfig(), seed=0)["doublet_score"])
+    assert not np.array_equal(pooled.loc[samples == "a", "doublet_score"], scores.loc[samples == "a", "doublet_score"])

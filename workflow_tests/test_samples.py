@@ -154,6 +154,7 @@ def test_workflow_from_a_sample_sheet_of_three_arc_libraries(tmp_path):
     config["benchmark"] = dict(config["benchmark"], methods=["scmvp", "rna_pca", "atac_lsi"], seeds=None)
     results = tmp_path / "run" / "results"
     snakemake(tmp_path / "run", config, targets=[str(results / "multi" / "preprocessed.h5mu"),
+                                                 str(results / "multi" / "qc" / "qc.png"),
                                                  str(results / "multi" / "benchmark" / "integration.png")])
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -170,6 +171,26 @@ def test_workflow_from_a_sample_sheet_of_three_arc_libraries(tmp_path):
     open_peaks = ingested["atac"][pre.obs_names].X.getnnz(axis=0) > 0
     assert pre["atac"].n_vars == int(open_peaks.sum())
     assert set(pre["atac"].var_names) <= set(ingested["atac"].var_names)
+    # QC per sample: one row per library, thresholds per library, each library's fragment metrics from its own file
+    qc = results / "multi" / "qc"
+    samples = pd.read_csv(qc / "samples.tsv", sep="\t")
+    assert list(samples["sample"]) == ["lib1", "lib2", "lib3"]
+    assert samples["cells_in"].sum() == ingested.n_obs and samples["cells_out"].sum() == pre.n_obs
+    assert list(samples["cells_out"]) == [int((pre.obs["sample"] == s).sum()) for s in ("lib1", "lib2", "lib3")]
+    # the libraries' depths 1 / 0.75 / 0.5 show in their medians
+    assert samples["median_rna_n_counts_in"].is_monotonic_decreasing
+    thresholds = pd.read_csv(qc / "thresholds.tsv", sep="\t")
+    assert list(thresholds.columns[:2]) == ["sample", "metric"]
+    assert thresholds.groupby("sample").size().to_dict() == {"lib1": 9, "lib2": 9, "lib3": 9}
+    low = thresholds[thresholds["metric"] == "rna_n_counts"].set_index("sample")["low"]
+    assert low["lib1"] > low["lib3"]  # each library's bound from its own cells
+    cells = pd.read_csv(qc / "cells.tsv", sep="\t")
+    assert (cells["sample"] == split_cell_names(cells["barcode"])["sample"]).all()
+    tss = cells.groupby("sample")["atac_tss_enrichment"]
+    assert tss.count().to_dict() == tss.size().to_dict()  # every cell scored, from its library's fragments
+    assert (tss.median() > 2).all() and cells["atac_frip"].between(0, 1).all()
+    assert (samples["median_atac_tss_enrichment_in"] > 2).all()
+    assert (qc / "qc.png").stat().st_size > 10_000
     # integration metrics of every benchmark embedding, with the labels' biology-conservation half
     scores = pd.read_csv(results / "multi" / "benchmark" / "integration.tsv", sep="\t").set_index("method")
     assert list(scores.index) == ["scmvp", "rna_pca", "atac_lsi"]

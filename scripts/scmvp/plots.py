@@ -5,6 +5,7 @@ Colour-blind-safe colours throughout (Okabe-Ito), readable axis labels, saved wi
 from __future__ import annotations
 
 import math
+import textwrap
 
 import matplotlib
 
@@ -206,11 +207,14 @@ def qc_distributions(cells: pd.DataFrame, thresholds: pd.DataFrame, title: str =
 
     ``cells``: the per-cell QC table (metric columns, ``passed``); ``thresholds``: ``metric, low, high``.
     Count metrics and TSS enrichment are drawn on a log axis. With TSS enrichment, a last panel plots it
-    against the ATAC counts (log-log), kept and removed cells coloured, its bound dashed. Returns the figure.
+    against the ATAC counts (log-log), kept and removed cells coloured, its bound dashed. A table with a
+    ``sample`` column of several samples is drawn per sample instead (:func:`qc_by_sample`). Returns the figure.
     """
-    bounds = thresholds.set_index("metric")
     metrics = [m for m in QC_TITLES if m in cells and np.isfinite(cells[m].to_numpy(dtype=float)).any()
                and not (m == "rna_mito_fraction" and cells[m].max() == 0)]
+    if "sample" in cells.columns and cells["sample"].nunique() > 1:
+        return qc_by_sample(cells, thresholds, metrics, title)
+    bounds = thresholds.set_index("metric")
     scatter = "atac_tss_enrichment" in metrics
     n_panels = len(metrics) + scatter
     n_columns = min(5, n_panels)
@@ -253,4 +257,79 @@ def qc_distributions(cells: pd.DataFrame, thresholds: pd.DataFrame, title: str =
     if title:
         fig.suptitle(title)
     fig.tight_layout()
+    return fig
+
+
+def _qc_axis(metric, values):
+    """Values as drawn (log10 for the count metrics and TSS enrichment, floored) and a bound's position."""
+    logged = metric in QC_LOG_AXIS
+    floor = 1 if metric != "atac_tss_enrichment" else 1e-2
+
+    def shown(x):
+        x = np.asarray(x, dtype=float)
+        return np.log10(np.maximum(x, floor)) if logged else x
+
+    return shown(values), shown, logged
+
+
+def qc_by_sample(cells: pd.DataFrame, thresholds: pd.DataFrame, metrics: list, title: str = "",
+                 max_dots: int = 1500):
+    """One panel per QC metric, one column of it per sample: a box of the sample's incoming cells (whiskers 5th-95th
+    percentile), its cells as jittered dots (kept blue, at most ``max_dots`` per sample; removed vermillion, all)
+    and its own thresholds as short dashed lines (thresholds without a ``sample`` column: one line across, the
+    pooled bounds). Readable from 2 to ~16 samples. Returns the figure."""
+    samples = list(dict.fromkeys(cells["sample"].astype(str)))
+    own = cells["sample"].astype(str).to_numpy()
+    per_sample = "sample" in thresholds.columns
+    bounds = thresholds.assign(sample=thresholds["sample"].astype(str)) if per_sample else thresholds
+    width = max(2.9, 1.3 + 0.32 * len(samples))
+    turn = len(samples) > 5 or sum(len(s) for s in samples) > 2.2 * width * 4  # tick labels at an angle
+    n_columns = max(1, min(len(metrics), 5, int(17 // width)))
+    n_rows = math.ceil(len(metrics) / n_columns)
+    fig, axes = plt.subplots(n_rows, n_columns, figsize=(width * n_columns, 3.1 * n_rows), squeeze=False)
+    passed = cells["passed"].to_numpy(dtype=bool)
+    rng = np.random.default_rng(0)  # jitter and the thinning of kept dots only
+    x = np.arange(len(samples))
+    for ax, metric in zip(axes.flat, metrics):
+        values, shown, logged = _qc_axis(metric, cells[metric].to_numpy(dtype=float))
+        finite = np.isfinite(cells[metric].to_numpy(dtype=float))
+        data = [values[(own == s) & finite] for s in samples]
+        ax.boxplot([d if len(d) else [np.nan] for d in data], positions=x, widths=0.6, whis=(5, 95),
+                   showfliers=False, medianprops={"color": "black"}, boxprops={"color": "#555555"},
+                   whiskerprops={"color": "#555555"}, capprops={"color": "#555555"})
+        for i, sample in enumerate(samples):
+            for mask, colour, cap in ((passed, OKABE_ITO[4], max_dots), (~passed, OKABE_ITO[5], None)):
+                idx = np.flatnonzero((own == sample) & finite & mask)
+                if cap is not None and len(idx) > cap:
+                    idx = np.sort(rng.choice(idx, cap, replace=False))
+                ax.scatter(i + rng.uniform(-0.25, 0.25, len(idx)), values[idx], s=3, color=colour, linewidths=0,
+                           alpha=0.6 if colour == OKABE_ITO[4] else 0.9, rasterized=True, zorder=3)
+        rows = bounds[bounds["metric"] == metric]
+        for side in ("low", "high"):
+            if per_sample:
+                for i, sample in enumerate(samples):
+                    bound = rows.loc[rows["sample"] == sample, side]
+                    if len(bound) and np.isfinite(bound.iloc[0]) and (not logged or bound.iloc[0] > 0):
+                        ax.hlines(shown(bound.iloc[0]), i - 0.4, i + 0.4, color="black", linestyle="--", lw=1.2,
+                                  zorder=4)
+            elif len(rows) and np.isfinite(rows[side].iloc[0]) and (not logged or rows[side].iloc[0] > 0):
+                ax.axhline(shown(rows[side].iloc[0]), color="black", linestyle="--", lw=1, zorder=4)
+        ax.set_xticks(x, samples, rotation=45 if turn else 0, ha="right" if turn else "center", fontsize=8)
+        ax.set_xlim(-0.6, len(samples) - 0.4)
+        ax.set_ylabel(("log10 " if logged else "") + QC_TITLES[metric], fontsize=8)
+        rule = rows["rule"].iloc[0] if len(rows) else ""
+        scope = "per sample" if per_sample else "pooled"
+        note = textwrap.fill(f"({rule}, {scope})", int(11 * width)) if rule and rule != "none" else ""
+        ax.set_title(f"{QC_TITLES[metric]}\n{note}".strip(), fontsize=9)
+    for ax in list(axes.flat)[len(metrics):]:
+        ax.axis("off")
+    from matplotlib.lines import Line2D
+
+    handles = [Line2D([], [], marker="o", linestyle="", color=OKABE_ITO[4], label=f"kept ({passed.sum():,})"),
+               Line2D([], [], marker="o", linestyle="", color=OKABE_ITO[5], label=f"removed ({(~passed).sum():,})"),
+               Line2D([], [], color="black", linestyle="--", label="threshold")]
+    fig.legend(handles=handles, loc="upper right", fontsize=8, frameon=False, bbox_to_anchor=(1.0, 1.0))
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout(rect=(0, 0, 0.98, 0.97))
     return fig

@@ -142,38 +142,45 @@ def _orient_lsi(atac):
 
 
 def preprocess(mdata, qc: QCConfig | dict | None = None, seed: int = 0, path=None, fragments=None,
-               barcode_metrics=None, genes=None):
+               barcode_metrics=None, genes=None, sample_files=None):
     """QC-filter and normalise ``mdata`` (MuData with ``rna`` and ``atac``) in place; returns a QC report.
 
     The report holds counts (``cells_in``, ``cells_out``, ...), ``cell_table`` (every incoming cell's metrics,
     ``passed``, ``reasons``) and ``thresholds`` (see :func:`scmvp.qc.filter_cells_and_features`).
     ``fragments`` (Cell Ranger ARC's tabix-indexed ``atac_fragments.tsv.gz``), ``barcode_metrics``
     (``per_barcode_metrics.csv``) and ``genes`` (a genes reference for the TSSs) add the fragment metrics of
-    :mod:`scmvp.qc_fragments`; scrublet's doublet scores are computed for every dataset.
+    :mod:`scmvp.qc_fragments`; scrublet's doublet scores are computed for every dataset. A sample sheet gives
+    its libraries' ARC files as ``sample_files`` (sample -> ``{"fragments": ..., "barcode_metrics": ...}``):
+    each sample's cells get their metrics from their own files (:func:`scmvp.qc_fragments.sample_fragment_metrics`).
+    Several samples are QC'd per sample (``qc.per_sample``, see :mod:`scmvp.qc`).
     """
     with warnings.catch_warnings():
         # mudata announces a future change of .update() on every call; it does not concern what we pull
         warnings.filterwarnings("ignore", message=r"From 0\.4 \.update\(\)", category=FutureWarning)
-        return _preprocess(mdata, qc, seed, path, fragments, barcode_metrics, genes)
+        return _preprocess(mdata, qc, seed, path, fragments, barcode_metrics, genes, sample_files)
 
 
-def cell_quality(mdata, qc: QCConfig, seed: int = 0, fragments=None, barcode_metrics=None, genes=None):
-    """The per-cell metrics beyond counts: fragment metrics (with a fragments file) and scrublet's scores."""
+def cell_quality(mdata, qc: QCConfig, seed: int = 0, fragments=None, barcode_metrics=None, genes=None,
+                 sample_files=None):
+    """The per-cell metrics beyond counts: fragment metrics (with a fragments file, or per sample with
+    ``sample_files``) and scrublet's scores (per sample where there are several and ``qc.per_sample``)."""
     import pandas as pd
 
-    from .qc import doublet_scores
-    from .qc_fragments import fragment_metrics, read_barcode_metrics
+    from .qc import cell_samples, doublet_scores
+    from .qc_fragments import fragment_metrics, read_barcode_metrics, sample_fragment_metrics
 
     parts = []
-    if fragments is not None:
+    if sample_files:
+        parts.append(sample_fragment_metrics(mdata, sample_files, genes=genes, seed=seed))
+    elif fragments is not None:
         parts.append(fragment_metrics(mdata, fragments, barcode_metrics=barcode_metrics, genes=genes, seed=seed))
     elif barcode_metrics is not None:  # FRiP only
         parts.append(read_barcode_metrics(barcode_metrics, mdata.mod["atac"].obs_names)[["atac_frip"]])
-    parts.append(doublet_scores(mdata.mod["rna"], qc, seed))
+    parts.append(doublet_scores(mdata.mod["rna"], qc, seed, samples=cell_samples(mdata)))
     return pd.concat(parts, axis=1)
 
 
-def _preprocess(mdata, qc, seed, path, fragments=None, barcode_metrics=None, genes=None):
+def _preprocess(mdata, qc, seed, path, fragments=None, barcode_metrics=None, genes=None, sample_files=None):
     qc = qc if isinstance(qc, QCConfig) else QCConfig.from_config(qc)
     for name in ("rna", "atac"):
         if name not in mdata.mod:
@@ -187,7 +194,7 @@ def _preprocess(mdata, qc, seed, path, fragments=None, barcode_metrics=None, gen
         import muon as mu
 
         mu.pp.intersect_obs(mdata)
-    extra = cell_quality(mdata, qc, seed, fragments, barcode_metrics, genes)
+    extra = cell_quality(mdata, qc, seed, fragments, barcode_metrics, genes, sample_files)
     report, cells, thresholds = filter_cells_and_features(mdata, qc, path, extra=extra)
     log.info("QC: %s", report)
     log.info("QC thresholds:\n%s", thresholds.to_string(index=False))

@@ -11,6 +11,12 @@ no cell has a mitochondrial read) gets no MAD threshold. A cell must pass in bot
 Thresholds are computed once, on the cells that came in; removing rare features then changes the per-cell
 numbers slightly, so the fixed thresholds and the at-least-one-feature floor are re-applied until nothing
 changes. Every incoming cell gets a row in the per-cell table, with the reasons it was removed.
+
+Several libraries (a sample sheet: ``obs["sample"]`` with more than one value) are QC'd per sample, as the book
+and scrublet advise (``qc.per_sample``, default true): the MAD thresholds are computed over each sample's own
+cells (the fixed ones are the same in every sample), each cell is held to its sample's bounds, and scrublet runs
+per sample. A shallow library is then judged against its own depth instead of the deepest one's.
+``qc.per_sample: false`` pools the cells (the thresholds table then has no ``sample`` column).
 """
 from __future__ import annotations
 
@@ -42,6 +48,9 @@ OPTIONAL_METRICS = {
     "atac_frip": (False, "low", "min_frip"),
 }
 DOUBLET_COLUMNS = ["doublet_score", "predicted_doublet"]
+# scrublet's kNN takes round(sqrt(cells) / 2) neighbours: below this it would score a handful of cells by 1-2
+# neighbours (it does run on 3 cells); they get NaN scores instead, like a dataset scrublet cannot run on
+MIN_SCRUBLET_CELLS = 30
 
 
 @dataclass
@@ -65,6 +74,7 @@ class QCConfig:
     remove_doublets: bool = True
     doublet_threshold: float = 0.25
     expected_doublet_rate: float = 0.05
+    per_sample: bool = True
 
     @classmethod
     def from_config(cls, qc: dict | None) -> "QCConfig":
@@ -78,7 +88,8 @@ class QCConfig:
                 f"qc.min_cells_per_gene={self.min_cells_per_gene}, qc.min_cells_per_peak={self.min_cells_per_peak}, "
                 f"qc.nmads_fragments={self.nmads_fragments}, qc.min_tss_enrichment={self.min_tss_enrichment}, "
                 f"qc.max_nucleosome_signal={self.max_nucleosome_signal}, qc.min_frip={self.min_frip}, "
-                f"qc.remove_doublets={self.remove_doublets}, qc.doublet_threshold={self.doublet_threshold}")
+                f"qc.remove_doublets={self.remove_doublets}, qc.doublet_threshold={self.doublet_threshold}, "
+                f"qc.per_sample={self.per_sample}")
 
 
 def qc_metrics(rna, atac):
@@ -94,26 +105,57 @@ def qc_metrics(rna, atac):
     rna.obs["mito_fraction"] = mito_counts / np.maximum(rna.obs["n_counts"].to_numpy(), 1.0)
 
 
-def cell_table(rna, atac, extra: pd.DataFrame | None = None) -> pd.DataFrame:
+def cell_samples(mdata) -> pd.Series | None:
+    """Each cell's sample (``obs["sample"]`` of the MuData, else of ``rna``; str, indexed by cell name), or None
+    when there is no such column or it holds one value (one library: QC as for any single dataset)."""
+    for obs in (mdata.obs, mdata.mod["rna"].obs):
+        if "sample" in obs.columns:
+            samples = obs["sample"].astype(str)
+            return samples.rename("sample") if samples.nunique() > 1 else None
+    return None
+
+
+def cell_table(rna, atac, extra: pd.DataFrame | None = None, samples: pd.Series | None = None) -> pd.DataFrame:
     """The per-cell metrics of both modalities (after :func:`qc_metrics`), one row per cell, plus the columns
-    of ``extra`` (fragment metrics, doublet scores; indexed by barcode) where given."""
+    of ``extra`` (fragment metrics, doublet scores; indexed by barcode) where given; a first column ``sample``
+    when ``samples`` (see :func:`cell_samples`) is given."""
     mods = {"rna": rna, "atac": atac}
     table = pd.DataFrame({column: mods[mod].obs[metric].to_numpy() for mod, metric, column, _ in CELL_METRICS},
                          index=pd.Index(rna.obs_names, name="barcode"))
+    if samples is not None:
+        table.insert(0, "sample", samples.reindex(table.index).to_numpy())
     if extra is not None and len(extra.columns):
         table = table.join(extra.reindex(table.index))
     return table
 
 
-def doublet_scores(rna, qc: QCConfig, seed: int = 0) -> pd.DataFrame:
+def doublet_scores(rna, qc: QCConfig, seed: int = 0, samples: pd.Series | None = None) -> pd.DataFrame:
     """Scrublet (``scanpy.pp.scrublet``) on the raw RNA counts: ``doublet_score``, ``predicted_doublet``.
 
     Seeded; the threshold is ``qc.doublet_threshold`` (scanpy's automatic one needs scikit-image). Cells that
     scrublet leaves out (< 3 genes) get a NaN score and are not called doublets; when scrublet cannot run at
-    all (e.g. too few cells), every score is NaN, with a warning.
+    all (e.g. fewer than :data:`MIN_SCRUBLET_CELLS` cells), every score is NaN, with a warning. With
+    ``samples`` (see :func:`cell_samples`) and ``qc.per_sample``, scrublet runs on each sample alone (same seed;
+    scanpy's ``batch_key`` does the same), and a sample it cannot score gets NaN scores.
     """
+    if samples is None or not qc.per_sample:
+        return _scrublet(rna, qc, seed)
+    own = samples.reindex(rna.obs_names).to_numpy()
+    parts = []
+    for sample in pd.unique(own):
+        log.info("scrublet on sample %s", sample)
+        parts.append(_scrublet(rna[own == sample], qc, seed, f"sample {sample}: "))
+    return pd.concat(parts).reindex(pd.Index(rna.obs_names, name="barcode"))
+
+
+def _scrublet(rna, qc: QCConfig, seed: int = 0, what: str = "") -> pd.DataFrame:
     import re
     import warnings
+
+    if rna.n_obs < MIN_SCRUBLET_CELLS:
+        log.warning("%sscrublet needs at least %d cells, got %d: no doublet scores", what, MIN_SCRUBLET_CELLS,
+                    rna.n_obs)
+        return _no_doublet_scores(rna)
 
     import anndata as ad
     import scanpy as sc
@@ -133,7 +175,7 @@ def doublet_scores(rna, qc: QCConfig, seed: int = 0) -> pd.DataFrame:
             # scrublet keeps only its highly variable genes: a small panel can leave fewer than n_comps
             fits = re.search(r"min\(n_samples, n_features\)=(\d+)", str(err))
             if not fits or int(fits.group(1)) <= 2:
-                log.warning("scrublet failed (%s): no doublet scores", err)
+                log.warning("%sscrublet failed (%s): no doublet scores", what, err)
                 return _no_doublet_scores(rna)
             n_comps = int(fits.group(1)) - 1
     else:
@@ -146,6 +188,17 @@ def doublet_scores(rna, qc: QCConfig, seed: int = 0) -> pd.DataFrame:
 def _no_doublet_scores(rna):
     return pd.DataFrame({"doublet_score": np.nan, "predicted_doublet": False},
                         index=pd.Index(rna.obs_names, name="barcode"))
+
+
+def thresholds_by_sample(table: pd.DataFrame, qc: QCConfig, has_mito: bool) -> pd.DataFrame:
+    """:func:`mad_thresholds` of each sample's cells, with a leading ``sample`` column, when ``table`` has a
+    ``sample`` column and ``qc.per_sample``; otherwise :func:`mad_thresholds` of all the cells."""
+    if "sample" not in table.columns or not qc.per_sample:
+        return mad_thresholds(table, qc, has_mito)
+    parts = [mad_thresholds(part, qc, has_mito).assign(sample=str(sample))
+             for sample, part in table.groupby("sample", sort=False, observed=True)]
+    thresholds = pd.concat(parts, ignore_index=True)
+    return thresholds[["sample", *thresholds.columns[:-1]]]
 
 
 def mad_thresholds(table: pd.DataFrame, qc: QCConfig, has_mito: bool) -> pd.DataFrame:
@@ -214,15 +267,23 @@ def _optional_threshold(values, column, logged, side, nmads, fixed):
 
 
 def failing_reasons(table: pd.DataFrame, thresholds: pd.DataFrame) -> pd.DataFrame:
-    """Boolean frame (cells x reasons): ``{metric}_low`` / ``{metric}_high`` per bound that the cell breaks."""
+    """Boolean frame (cells x reasons): ``{metric}_low`` / ``{metric}_high`` per bound that the cell breaks.
+
+    Thresholds with a ``sample`` column (:func:`thresholds_by_sample`) hold each cell to its own sample's bounds.
+    """
     reasons = {}
-    for row in thresholds.itertuples():
-        values = table[row.metric].to_numpy(dtype=np.float64)
-        if not np.isnan(row.low):
-            reasons[f"{row.metric}_low"] = values < row.low
-        if not np.isnan(row.high):
-            name = "predicted_doublet" if row.metric == "doublet_score" else f"{row.metric}_high"
-            reasons[name] = values > row.high
+    for metric, rows in thresholds.groupby("metric", sort=False):
+        values = table[metric].to_numpy(dtype=np.float64)
+        for side in ("low", "high"):
+            if "sample" in rows.columns:
+                bound = rows.set_index("sample")[side].reindex(table["sample"].astype(str)).to_numpy(np.float64)
+            else:
+                bound = np.full(len(table), rows[side].iloc[0], dtype=np.float64)
+            if np.isnan(bound).all():
+                continue
+            name = "predicted_doublet" if (metric, side) == ("doublet_score", "high") else f"{metric}_{side}"
+            with np.errstate(invalid="ignore"):  # a NaN bound (none in that sample) breaks nothing
+                reasons[name] = values < bound if side == "low" else values > bound
     # an empty cell would divide by zero in normalize_total / TF-IDF, whatever the config
     reasons["rna_empty"] = table["rna_n_genes"].to_numpy() < 1
     reasons["atac_empty"] = table["atac_n_peaks"].to_numpy() < 1
@@ -234,7 +295,9 @@ def filter_cells_and_features(mdata, qc: QCConfig, path=None, max_rounds: int = 
 
     ``extra``: more per-cell metrics (barcode index): the fragment metrics of :mod:`scmvp.qc_fragments`
     (``atac_tss_enrichment``, ``atac_nucleosome_signal``, ``atac_frip``) and :func:`doublet_scores`; their
-    thresholds are set once, on the incoming cells (a NaN value breaks no bound).
+    thresholds are set once, on the incoming cells (a NaN value breaks no bound). Several samples (see
+    :func:`cell_samples`): the per-cell table gets a ``sample`` column and, with ``qc.per_sample``, the
+    thresholds are per sample (:func:`thresholds_by_sample`).
 
     Returns ``(report, cells, thresholds)``: a dict of counts, the per-cell table of every incoming cell
     (metrics, ``passed``, ``reasons``) and the thresholds table.
@@ -245,9 +308,10 @@ def filter_cells_and_features(mdata, qc: QCConfig, path=None, max_rounds: int = 
     n_in = mdata.n_obs
     report = {"cells_in": n_in, "genes_in": rna.n_vars, "peaks_in": atac.n_vars}
     qc_metrics(rna, atac)
-    cells = cell_table(rna, atac, extra)
+    samples = cell_samples(mdata)
+    cells = cell_table(rna, atac, extra, samples)
     has_mito = bool(rna.var["mito"].any())
-    thresholds = mad_thresholds(cells, qc, has_mito)
+    thresholds = thresholds_by_sample(cells, qc, has_mito)
     reasons = failing_reasons(cells, thresholds)
     removed = reasons.any(axis=1).to_numpy()
     if removed.all():
@@ -272,7 +336,7 @@ def filter_cells_and_features(mdata, qc: QCConfig, path=None, max_rounds: int = 
         rna, atac = mdata.mod["rna"], mdata.mod["atac"]
         qc_metrics(rna, atac)
         # fewer features: a kept cell may now break a fixed threshold (the MAD bounds stay as computed)
-        now = cell_table(rna, atac, extra)
+        now = cell_table(rna, atac, extra, samples)
         fixed_only = thresholds.assign(low=_fixed_bounds(thresholds, "low", qc), high=_fixed_bounds(
             thresholds, "high", qc, has_mito))
         late = failing_reasons(now, fixed_only).any(axis=1)

@@ -156,18 +156,57 @@ def fragment_metrics(mdata, fragments, barcode_metrics=None, genes=None, seed: i
     ``fragments``: tabix-indexed ``atac_fragments.tsv.gz``; ``barcode_metrics``: ``per_barcode_metrics.csv``
     or None; ``genes``: a genes reference (GTF/GFF3/BED) or None (then ``rna.var["interval"]``).
     """
-    import muon as mu
-
     rna, atac = mdata.mod["rna"], mdata.mod["atac"]
-    barcodes = atac.obs_names
     fragments = str(fragments)
-    if not os.path.isfile(fragments + ".tbi"):
-        raise InputError(fragments, "no tabix index next to it (.tbi); index it with `tabix -p bed`")
+    table = _fragment_metrics(atac.obs_names, rna, atac.var, fragments, barcode_metrics, genes, seed, n_tss)
     atac.uns.setdefault("files", {})
     atac.uns["files"] = {**dict(atac.uns["files"]), "fragments": fragments}
+    return table
+
+
+def sample_fragment_metrics(mdata, files: dict, genes=None, seed: int = 0, n_tss: int = 2000) -> pd.DataFrame:
+    """The fragment metrics of a sample sheet's cells, each sample's from its own Cell Ranger ARC files.
+
+    ``files``: sample -> ``{"fragments": path, "barcode_metrics": path}`` (either may be missing: no fragments
+    file gives FRiP only, from the metrics). Cells are named ``{sample}#{barcode}``; the barcode part is looked
+    up in the sample's files, the results come back under the full names. Cells of samples without files get
+    NaN (they break no fragment bound). The paths are recorded in ``atac.uns["files"]["fragments_{sample}"]``.
+    """
+    from .sample_sheet import SEPARATOR
+
+    rna, atac = mdata.mod["rna"], mdata.mod["atac"]
+    names = atac.obs_names
+    parts = names.str.split(SEPARATOR, n=1)
+    own_sample = np.array([p[0] for p in parts], dtype=object)
+    barcodes = pd.Index([p[1] if len(p) > 1 else p[0] for p in parts])
+    tables = []
+    for sample, paths in files.items():
+        cells = np.flatnonzero(own_sample == sample)
+        if not len(cells):
+            log.warning("sample %s has fragment files but no cells", sample)
+            continue
+        fragments, metrics = paths.get("fragments"), paths.get("barcode_metrics")
+        if fragments is not None:
+            table = _fragment_metrics(barcodes[cells], rna, atac.var, str(fragments), metrics, genes, seed, n_tss)
+            atac.uns["files"] = {**dict(atac.uns.get("files", {})), f"fragments_{sample}": str(fragments)}
+        elif metrics is not None:
+            table = read_barcode_metrics(metrics, barcodes[cells])[["atac_frip"]]
+        else:
+            continue
+        tables.append(table.set_axis(names[cells]))
+    joined = pd.concat(tables) if tables else pd.DataFrame(index=pd.Index([], name="barcode"))
+    return joined.reindex(pd.Index(names, name="barcode"))
+
+
+def _fragment_metrics(barcodes, rna, peaks, fragments, barcode_metrics, genes, seed, n_tss) -> pd.DataFrame:
+    """The three metrics of the cells ``barcodes`` (as named in ``fragments``) through muon."""
+    import muon as mu
+
+    if not os.path.isfile(fragments + ".tbi"):
+        raise InputError(fragments, "no tabix index next to it (.tbi); index it with `tabix -p bed`")
     table = pd.DataFrame(index=pd.Index(barcodes, name="barcode"))
     # a bare AnnData with the cells: muon writes its columns into obs, not into ours
-    probe = _probe(atac)
+    probe = _probe(barcodes, fragments)
     with _quiet_muon():
         tss = gene_tss(rna, genes)
         if tss is None:
@@ -185,7 +224,7 @@ def fragment_metrics(mdata, fragments, barcode_metrics=None, genes=None, seed: i
             table["atac_frip"] = read_barcode_metrics(barcode_metrics, barcodes)["atac_frip"].to_numpy()
             source = os.path.basename(str(barcode_metrics))
         else:
-            table["atac_frip"] = frip_from_fragments(probe, atac.var)
+            table["atac_frip"] = frip_from_fragments(probe, peaks)
             source = "fragments overlapping the peaks (muon count_fragments_features)"
     log.info("fragment QC of %d cells from %s (FRiP from %s): median TSS enrichment %.3g, nucleosome signal "
              "%.3g, FRiP %.3g", len(barcodes), fragments, source, *table.median().to_numpy())
@@ -210,9 +249,9 @@ def frip_from_fragments(probe, peaks: pd.DataFrame) -> np.ndarray:
     return np.divide(in_peaks, total, out=np.full(len(total), np.nan), where=total > 0)
 
 
-def _probe(atac):
+def _probe(barcodes, fragments):
     import anndata as ad
 
-    probe = ad.AnnData(obs=pd.DataFrame(index=atac.obs_names.copy()))
-    probe.uns["files"] = {"fragments": atac.uns["files"]["fragments"]}
+    probe = ad.AnnData(obs=pd.DataFrame(index=pd.Index(barcodes).astype(str).copy()))
+    probe.uns["files"] = {"fragments": fragments}
     return probe

@@ -18,7 +18,10 @@ peaks); its cells are split over ``n_samples`` libraries, and each library gets 
 :func:`write_samples` writes each library as ``{sample}/outs/filtered_feature_bc_matrix/`` (``matrix.mtx.gz``,
 ``features.tsv.gz`` with ARC's six columns, ``barcodes.tsv.gz``) plus ``{sample}/labels.tsv``, and
 ``samples.tsv`` (sample, technology, path, labels, donor, condition; paths relative to the sheet) and
-``truth.tsv`` (per library: cells, depth, peaks called, and the expected merged peak count) next to them.
+``truth.tsv`` (per library: cells, depth, peaks called, and the expected merged peak count) next to them. With
+``fragments=True`` (the default) each ``outs/`` also gets Cell Ranger ARC's ``atac_fragments.tsv.gz`` (+ ``.tbi``)
+and ``per_barcode_metrics.csv``, drawn by :func:`scmvp.simulate_fragments.simulate_fragments` from the library's
+thinned counts in the true peaks (so a shallow library has fewer fragments), named by the library's own barcodes.
 
 Command line (the package is under scripts/)::
 
@@ -53,6 +56,8 @@ class Library:
     peaks: pd.DataFrame           # chrom, start, end, true_peak (index into the true peaks)
     depth: float
     covariates: dict
+    atac_true: sp.csr_matrix | None = None   # cells x true peaks, int (before peak calling): the fragments' source
+    fragments_seed: int = 0
 
 
 @dataclass
@@ -61,6 +66,7 @@ class SimulatedSamples:
     true_peaks: pd.DataFrame      # the simulator's peaks table
     libraries: list
     genome: str
+    chrom_sizes: dict | None = None
 
     @property
     def n_merged_peaks(self) -> int:
@@ -149,8 +155,8 @@ def simulate_samples(n_samples=3, n_cells=1200, n_genes=2000, n_peaks=20000, n_t
         shifted = lib_rng.random(n_genes) < batch_gene_fraction
         gene_factor[shifted] *= np.exp(lib_rng.normal(0, batch_lfc, int(shifted.sum())))
         rna = _scale_counts(lib_rng, base.rna[cells], gene_factor)
-        atac = _scale_counts(lib_rng, base.atac[cells], depths[s])
-        peaks, atac = _call_peaks(lib_rng, base.peaks, atac, peak_shift, peak_drop, peak_split)
+        atac_true = _scale_counts(lib_rng, base.atac[cells], depths[s])
+        peaks, atac = _call_peaks(lib_rng, base.peaks, atac_true, peak_shift, peak_drop, peak_split)
         barcodes = unique_barcodes(lib_rng, len(cells))
         if s > 0 and shared_barcodes:
             k = min(shared_barcodes, len(barcodes), len(first_barcodes))
@@ -165,8 +171,10 @@ def simulate_samples(n_samples=3, n_cells=1200, n_genes=2000, n_peaks=20000, n_t
         libraries.append(Library(
             sample=name, barcodes=barcodes[sort], labels=base.labels[cells][sort], rna=rna[sort].tocsr(),
             atac=atac[sort].tocsr(), peaks=peaks, depth=float(depths[s]),
-            covariates={"donor": f"D{s + 1}", "condition": "control" if s % 2 == 0 else "treated"}))
-    return SimulatedSamples(genes=base.genes, true_peaks=base.peaks, libraries=libraries, genome=genome)
+            covariates={"donor": f"D{s + 1}", "condition": "control" if s % 2 == 0 else "treated"},
+            atac_true=atac_true[sort].tocsr(), fragments_seed=1000 * seed + s))
+    return SimulatedSamples(genes=base.genes, true_peaks=base.peaks, libraries=libraries, genome=genome,
+                            chrom_sizes=dict(base.chrom_sizes))
 
 
 def write_arc_folder(lib: Library, genes: pd.DataFrame, folder, genome="synthetic"):
@@ -189,13 +197,32 @@ def write_arc_folder(lib: Library, genes: pd.DataFrame, folder, genome="syntheti
     pd.Series(lib.barcodes).to_csv(os.path.join(folder, "barcodes.tsv.gz"), header=False, index=False)
 
 
-def write_samples(sim: SimulatedSamples, outdir) -> str:
-    """Write every library, the sample sheet and the truth table under ``outdir``; returns the sheet's path."""
+def write_arc_fragments(sim: SimulatedSamples, lib: Library, outs):
+    """``atac_fragments.tsv.gz`` (+ ``.tbi``) and ``per_barcode_metrics.csv`` of one library in ``outs``."""
+    from types import SimpleNamespace
+
+    from .rule import atomic_path
+    from .simulate_fragments import simulate_fragments, write_fragments
+
+    one = SimpleNamespace(barcodes=lib.barcodes, atac=lib.atac_true, rna=lib.rna, peaks=sim.true_peaks,
+                          genes=sim.genes, chrom_sizes=sim.chrom_sizes)
+    fragments, metrics = simulate_fragments(one, lib.fragments_seed)
+    path = os.path.join(outs, "atac_fragments.tsv.gz")
+    write_fragments(fragments, path, path + ".tbi", atomic_path, sim.genome)
+    with atomic_path(os.path.join(outs, "per_barcode_metrics.csv")) as tmp:
+        metrics.to_csv(tmp, index=False)
+
+
+def write_samples(sim: SimulatedSamples, outdir, fragments: bool = True) -> str:
+    """Write every library, the sample sheet and the truth table under ``outdir``; returns the sheet's path.
+    ``fragments``: also each library's ARC fragments file and per-barcode metrics (:func:`write_arc_fragments`)."""
     os.makedirs(outdir, exist_ok=True)
     rows, truth = [], []
     for lib in sim.libraries:
         folder = os.path.join(outdir, lib.sample)
         write_arc_folder(lib, sim.genes, os.path.join(folder, "outs", "filtered_feature_bc_matrix"), sim.genome)
+        if fragments and lib.atac_true is not None and sim.chrom_sizes:
+            write_arc_fragments(sim, lib, os.path.join(folder, "outs"))
         pd.DataFrame({"barcode": lib.barcodes, "label": lib.labels}).to_csv(
             os.path.join(folder, "labels.tsv"), sep="\t", index=False)
         rows.append({"sample": lib.sample, "technology": "10x_multiome", "path": f"{lib.sample}/outs",
@@ -220,11 +247,13 @@ def main(argv=None):
     parser.add_argument("--depths", type=float, nargs="+", help="per library (default 1 .. 0.5, evenly spaced)")
     parser.add_argument("--batch-gene-fraction", type=float, default=0.3, help="genes shifted per library")
     parser.add_argument("--batch-lfc", type=float, default=1.0, help="sd of the shifted genes' log fold change")
+    parser.add_argument("--no-fragments", action="store_true",
+                        help="write no atac_fragments.tsv.gz / per_barcode_metrics.csv")
     args = parser.parse_args(argv)
     sim = simulate_samples(n_samples=args.n_samples, n_cells=args.n_cells, n_genes=args.n_genes,
                            n_peaks=args.n_peaks, n_types=args.n_types, seed=args.seed, depths=args.depths,
                            batch_gene_fraction=args.batch_gene_fraction, batch_lfc=args.batch_lfc)
-    sheet = write_samples(sim, args.outdir)
+    sheet = write_samples(sim, args.outdir, fragments=not args.no_fragments)
     print(f"{sheet}: {len(sim.libraries)} libraries, "
           f"{', '.join(f'{lib.sample} {len(lib.barcodes)} cells / {len(lib.peaks)} peaks' for lib in sim.libraries)}"
           f"; {sim.n_merged_peaks} merged peaks expected")
