@@ -538,6 +538,28 @@ def test_em_update_resets_the_optimizer_state_of_the_prior(small_sim):
     assert all(int(trainer.optimizer.state[p]["step"]) > 0 for p in prior)
 
 
+
+def test_gmm_min_variance_floors_every_component_through_fit_em_and_gradient_steps(small_sim):
+    """model.gmm_min_variance: no component's variance drops below the floor, whatever EM or the KL gradient
+    would set; 0 (the default) leaves the fitted variances as they are."""
+    from scmvp.model.trainer import Trainer, build_optimizer
+
+    cells = np.arange(small_sim.rna.shape[0])
+    variances = {}
+    for floor in (0.0, 1.0):
+        model = build(small_sim, n_components=3, gmm_min_variance=floor)
+        trainer = Trainer(model, progress=False)
+        model.module.attach_gmm(3)
+        model.module.prior.set(*trainer.fit_gmm(cells)[1:])
+        fitted = torch.exp(model.module.prior.params()[2]).detach()
+        trainer.optimizer = build_optimizer(model.module, model.config)
+        trainer.run_epoch(cells, 4, True, np.random.default_rng(0))
+        trainer.em_update(cells)
+        variances[floor] = (fitted, torch.exp(model.module.prior.params()[2]).detach())
+    # without a floor some fitted (and EM-updated) variances of this tiny model are below 1
+    assert float(variances[0.0][0].min()) < 0.9 and float(variances[0.0][1].min()) < 0.9
+    for stage in variances[1.0]:
+        assert float(stage.min()) >= 1.0 - 1e-6
 # -- end to end: rule impute -------------------------------------------------------------------------------
 def test_imputed_h5mu_contract(tiny_workflow):
     import mudata

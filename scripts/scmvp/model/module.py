@@ -234,10 +234,16 @@ class Decoder(nn.Module):
 
 
 class GMMPrior(nn.Module):
-    """p(c) = softmax(logits); p(z|c) = N(mu_c, diag exp(logvar_c))."""
+    """p(c) = softmax(logits); p(z|c) = N(mu_c, diag exp(logvar_c)), each variance at least `min_variance`.
 
-    def __init__(self, n_components, n_latent):
+    A floor on the variances keeps the prior from tightening itself: EM sets each component's variance to
+    the spread of its cells, the KL then pulls them closer, the next EM step shrinks the variance further, and
+    two close types sharing a component end up merged (see model.gmm_min_variance).
+    """
+
+    def __init__(self, n_components, n_latent, min_variance=0.0):
         super().__init__()
+        self.min_logvar = max(LOGVAR_MIN, math.log(min_variance)) if min_variance > 0 else LOGVAR_MIN
         self.logits = nn.Parameter(torch.zeros(n_components))
         self.mean = nn.Parameter(torch.zeros(n_components, n_latent))
         self.logvar = nn.Parameter(torch.zeros(n_components, n_latent))
@@ -246,10 +252,11 @@ class GMMPrior(nn.Module):
     def set(self, weights, means, variances):
         self.logits.copy_(torch.log(torch.as_tensor(weights, dtype=torch.float32).clamp_min(1e-6)))
         self.mean.copy_(torch.as_tensor(means, dtype=torch.float32))
-        self.logvar.copy_(torch.log(torch.as_tensor(variances, dtype=torch.float32).clamp_min(1e-4)))
+        self.logvar.copy_(torch.log(torch.as_tensor(variances, dtype=torch.float32).clamp_min(1e-4))
+                          .clamp_min(self.min_logvar))
 
     def params(self):
-        return torch.log_softmax(self.logits, 0), self.mean, self.logvar.clamp(LOGVAR_MIN, LOGVAR_MAX)
+        return torch.log_softmax(self.logits, 0), self.mean, self.logvar.clamp(self.min_logvar, LOGVAR_MAX)
 
     def responsibilities(self, z):
         return D.gmm_responsibilities(z.float(), *self.params())
@@ -268,8 +275,9 @@ class SCMVPModule(nn.Module):
     def __init__(self, n_genes, n_peaks, n_latent=20, n_hidden=128, n_components=1, n_tokens=64, n_heads=4,
                  n_transformer_layers=2, top_genes_attended=256, attention_dim=64, prior="gmm", rna_encoder="attention",
                  atac_encoder="attention", cycle=True, cluster_guidance=True, atac_weight=1.0, dropout=0.1,
-                 n_batches=0, encode_batch=False):
+                 n_batches=0, encode_batch=False, gmm_min_variance=0.0):
         super().__init__()
+        self.gmm_min_variance = float(gmm_min_variance)
         self.prior_kind, self.use_cycle, self.cluster_guidance = prior, cycle, cluster_guidance
         self.atac_weight = float(atac_weight)
         self.n_latent = n_latent
@@ -302,7 +310,7 @@ class SCMVPModule(nn.Module):
         """Create the GMM prior (and the cluster guidance of the decoders); returns the new parameters."""
         device = self.rna_log_theta.device
         self.n_components = int(n_components)
-        self.prior = GMMPrior(self.n_components, self.n_latent).to(device)
+        self.prior = GMMPrior(self.n_components, self.n_latent, self.gmm_min_variance).to(device)
         new = list(self.prior.parameters())
         if self.cluster_guidance:
             for decoder in (self.rna_decoder, self.atac_decoder):
