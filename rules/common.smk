@@ -162,7 +162,7 @@ def arc_qc_files(path):
     return files
 
 
-# input names of one sample's fragment-QC files in rule preprocess (prefixes no sample name can blur: `tbi_`)
+# input names of one sample's fragment-QC files in rule preprocess; prefixes that no sample name can blur (`tbi_`)
 SAMPLE_QC_INPUT = {"fragments": "fragments_{}", "fragments_index": "tbi_{}", "barcode_metrics": "barcode_metrics_{}"}
 
 
