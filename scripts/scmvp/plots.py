@@ -224,9 +224,7 @@ def qc_distributions(cells: pd.DataFrame, thresholds: pd.DataFrame, title: str =
     for ax, metric in zip(axes.flat, metrics):
         values = cells[metric].to_numpy(dtype=float)
         finite = np.isfinite(values)
-        logged = metric in QC_LOG_AXIS
-        floor = 1 if metric != "atac_tss_enrichment" else 1e-2
-        shown = np.log10(np.maximum(values, floor)) if logged else values
+        shown, position, logged = _qc_axis(metric, values)
         bins = np.linspace(np.nanmin(shown), np.nanmax(shown) + 1e-9, 50)
         ax.hist([shown[passed & finite], shown[~passed & finite]], bins=bins, stacked=True,
                 color=[OKABE_ITO[4], OKABE_ITO[5]],
@@ -234,7 +232,7 @@ def qc_distributions(cells: pd.DataFrame, thresholds: pd.DataFrame, title: str =
         for side in ("low", "high"):
             bound = bounds.loc[metric, side] if metric in bounds.index else np.nan
             if np.isfinite(bound) and (not logged or bound > 0):
-                ax.axvline(np.log10(max(bound, floor)) if logged else bound, color="black", linestyle="--", lw=1)
+                ax.axvline(float(position(bound)), color="black", linestyle="--", lw=1)
         ax.set_xlabel(("log10 " if logged else "") + QC_TITLES[metric])
         ax.set_ylabel("cells")
         rule = bounds.loc[metric, "rule"] if metric in bounds.index else ""

@@ -397,13 +397,20 @@ def summary_table(cells: pd.DataFrame, report: dict) -> pd.DataFrame:
         rows.append((f"removed_{reason}", int(n)))
     kept = cells[cells["passed"]]
     if "predicted_doublet" in cells.columns:
-        # scrublet's call over the incoming cells, whether or not qc.remove_doublets removes them
-        scored = np.isfinite(cells["doublet_score"].to_numpy(dtype=float))
-        rate = float(cells["predicted_doublet"].to_numpy(dtype=bool)[scored].mean()) if scored.any() else np.nan
-        rows.append(("doublet_rate", rate))
-    columns = [column for _, _, column, _ in CELL_METRICS]
-    columns += [c for c in [*OPTIONAL_METRICS, "doublet_score"] if c in cells.columns]
-    for column in columns:
+        rows.append(("doublet_rate", doublet_rate(cells)))
+    for column in metric_columns(cells):
         rows.append((f"median_{column}_in", float(cells[column].median())))
         rows.append((f"median_{column}_out", float(kept[column].median())))
     return pd.DataFrame(rows, columns=["statistic", "value"])
+
+
+def metric_columns(cells: pd.DataFrame) -> list:
+    """The QC metrics of a per-cell table: the count metrics, then the optional ones it has."""
+    columns = [column for _, _, column, _ in CELL_METRICS]
+    return columns + [c for c in [*OPTIONAL_METRICS, "doublet_score"] if c in cells.columns]
+
+
+def doublet_rate(cells: pd.DataFrame) -> float:
+    """Scrublet's doublet calls over the scored incoming cells, whether or not qc.remove_doublets removes them."""
+    scored = np.isfinite(cells["doublet_score"].to_numpy(dtype=float))
+    return float(cells["predicted_doublet"].to_numpy(dtype=bool)[scored].mean()) if scored.any() else np.nan

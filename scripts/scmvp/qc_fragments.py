@@ -172,13 +172,12 @@ def sample_fragment_metrics(mdata, files: dict, genes=None, seed: int = 0, n_tss
     up in the sample's files, the results come back under the full names. Cells of samples without files get
     NaN (they break no fragment bound). The paths are recorded in ``atac.uns["files"]["fragments_{sample}"]``.
     """
-    from .sample_sheet import SEPARATOR
+    from .sample_sheet import split_cell_names
 
     rna, atac = mdata.mod["rna"], mdata.mod["atac"]
     names = atac.obs_names
-    parts = names.str.split(SEPARATOR, n=1)
-    own_sample = np.array([p[0] for p in parts], dtype=object)
-    barcodes = pd.Index([p[1] if len(p) > 1 else p[0] for p in parts])
+    parts = split_cell_names(names)
+    own_sample, barcodes = parts["sample"].to_numpy(dtype=object), pd.Index(parts["barcode"])
     tables = []
     for sample, paths in files.items():
         cells = np.flatnonzero(own_sample == sample)

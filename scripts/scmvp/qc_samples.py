@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from .qc import CELL_METRICS, OPTIONAL_METRICS
+from .qc import doublet_rate, metric_columns
 
 
 def sample_table(cells: pd.DataFrame, name: str = "all") -> pd.DataFrame:
@@ -23,8 +23,7 @@ def sample_table(cells: pd.DataFrame, name: str = "all") -> pd.DataFrame:
     reasons = cells["reasons"].fillna("").astype(str).str.split(";").explode()
     reasons = reasons[reasons != ""]
     names = sorted(reasons.unique())
-    metrics = [column for _, _, column, _ in CELL_METRICS]
-    metrics += [c for c in [*OPTIONAL_METRICS, "doublet_score"] if c in cells.columns]
+    metrics = metric_columns(cells)
     rows = []
     for sample in pd.unique(samples.to_numpy()):
         own = (samples == sample).to_numpy()
@@ -35,9 +34,7 @@ def sample_table(cells: pd.DataFrame, name: str = "all") -> pd.DataFrame:
         counts = reasons[reasons.index.isin(part.index)].value_counts()
         row.update({f"removed_{reason}": int(counts.get(reason, 0)) for reason in names})
         if "predicted_doublet" in part.columns:
-            scored = np.isfinite(part["doublet_score"].to_numpy(dtype=float))
-            row["doublet_rate"] = (float(part["predicted_doublet"].to_numpy(dtype=bool)[scored].mean())
-                                   if scored.any() else np.nan)
+            row["doublet_rate"] = doublet_rate(part)
         for column in metrics:
             values = part[column].to_numpy(dtype=float)
             row[f"median_{column}_in"] = float(np.nanmedian(values)) if np.isfinite(values).any() else np.nan

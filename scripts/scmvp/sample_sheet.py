@@ -16,12 +16,19 @@ import yaml
 from .errors import InputError
 
 SEPARATOR = "#"
+
 REQUIRED_COLUMNS = ("sample", "technology", "path")
 OPTIONAL_COLUMNS = ("labels", "label_column")
 # obs columns the join sets itself (a covariate may not take these names)
 RESERVED_OBS = ("barcode", "label")
 SCHEMA = os.path.normpath(os.path.join(os.path.dirname(__file__), "..", "..", "config", "schemas",
                                       "samples.schema.yaml"))
+
+
+def split_cell_names(names) -> pd.DataFrame:
+    """Inverse of :func:`scmvp.samples.cell_names`: columns sample, barcode (split at the first ``#``)."""
+    parts = pd.Index(names).astype(str).str.split(SEPARATOR, n=1, expand=True)
+    return pd.DataFrame({"sample": parts.get_level_values(0), "barcode": parts.get_level_values(1)})
 
 
 # ------------------------------------------------------------------------------------------- the sheet

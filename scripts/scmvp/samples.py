@@ -43,7 +43,8 @@ from .io import read_dataset, validate_ingested
 from .io.assemble import _build
 # the sheet itself: scmvp.sample_sheet (pandas only, read at parse time); re-exported here
 from .sample_sheet import (OPTIONAL_COLUMNS, REQUIRED_COLUMNS, SEPARATOR, _missing,  # noqa: F401
-                           covariate_columns, read_sample_sheet, sheet_has_labels, sheet_records)
+                           covariate_columns, read_sample_sheet, sheet_has_labels, sheet_records,
+                           split_cell_names)
 
 log = logging.getLogger("scmvp.samples")
 
@@ -52,12 +53,6 @@ log = logging.getLogger("scmvp.samples")
 def cell_names(sample: str, barcodes) -> pd.Index:
     """``{sample}#{barcode}``: the joined dataset's cell names."""
     return pd.Index([f"{sample}{SEPARATOR}{b}" for b in barcodes])
-
-
-def split_cell_names(names) -> pd.DataFrame:
-    """Inverse of :func:`cell_names`: columns sample, barcode (split at the first ``#``)."""
-    parts = pd.Index(names).astype(str).str.split(SEPARATOR, n=1, expand=True)
-    return pd.DataFrame({"sample": parts.get_level_values(0), "barcode": parts.get_level_values(1)})
 
 
 # ------------------------------------------------------------------------------------------------ peaks
