@@ -477,6 +477,29 @@ def test_best_state_restores_when_the_gmm_starts_last(small_sim, tmp_path, monke
     assert not torch.equal(state["rna_log_theta"], ckpt["module"]["rna_log_theta"])
 
 
+def test_a_flat_validation_curve_keeps_the_last_state(small_sim, tmp_path, monkeypatch):
+    """Totals within early_stopping_min_delta of the best neither count as better nor bring the best state back
+    (sci-CAR: the lowest total of a flat curve was the epoch before the clusters formed); a clearly better
+    earlier state still comes back, and min_delta 0 is the plain lowest-total rule."""
+    flat = {3: 1000.0, 4: 999.0, 5: 1001.0, 6: 998.5, 7: 1003.0}          # all within 1 % of 1000
+    _fake_validation_totals(monkeypatch, lambda epoch: flat.get(epoch, 2000.0))
+    cfg = dict(n_epochs=8, warmup_epochs=1, kl_warmup_epochs=3, cycle_start_epoch=2, early_stopping_patience=4)
+    model = build(small_sim, **cfg)
+    history = model.train(checkpoint_dir=tmp_path / "flat", progress=False)
+    ckpt = torch.load(tmp_path / "flat" / "last.pt", weights_only=False)
+    assert ckpt["stopped"] and ckpt["best_epoch"] == 4 and len(history) == 8              # patience 4 from epoch 4
+    state = model.module.state_dict()
+    assert all(torch.equal(state[k], v) for k, v in ckpt["module"].items())      # the last epoch, not epoch 4
+    assert not all(torch.equal(state[k], v) for k, v in ckpt["best_state"].items())
+
+    model = build(small_sim, early_stopping_min_delta=0.0, **cfg)              # the lowest total wins
+    model.train(checkpoint_dir=tmp_path / "plain", progress=False)
+    ckpt = torch.load(tmp_path / "plain" / "last.pt", weights_only=False)
+    assert ckpt["best_epoch"] == 7                                             # 998.5, epoch index 6
+    state = model.module.state_dict()
+    assert all(torch.equal(state[k], v) for k, v in ckpt["best_state"].items())
+
+
 def test_resume_loads_the_checkpoint_on_the_cpu(small_sim, tmp_path, monkeypatch):
     """The RNG states must stay CPU byte tensors whatever the model's device (torch.set_rng_state takes no
     CUDA tensor): a checkpoint mapped to the model's device crashed the resume on a GPU."""

@@ -81,6 +81,13 @@ def first_scored_epoch(cfg: dict) -> int:
                cfg["cycle_start_epoch"] if cfg["cycle"] else 0)
 
 
+def improves(loss: float, reference, min_delta: float) -> bool:
+    """`loss` is lower than `reference` by more than the relative `min_delta` (reference None: nothing to beat)."""
+    if reference is None or not math.isfinite(reference):
+        return True
+    return loss < reference - min_delta * abs(reference)
+
+
 def learning_rate(cfg: dict, epoch: int, step: int, n_steps: int) -> float:
     """Cosine decay (per step) from `lr` to `lr * final_lr_fraction` at the end of `n_epochs`: the late
     epochs fine-tune instead of jumping between solutions (a function of the position, so resumable)."""
@@ -234,6 +241,7 @@ class Trainer:
             rng.bit_generator.state = state["numpy_rng"]
         first_scored = first_scored_epoch(cfg)
         patience = cfg["early_stopping_patience"]
+        min_delta = cfg["early_stopping_min_delta"]
         from tqdm.auto import tqdm
 
         bar = tqdm(total=cfg["n_epochs"], initial=state["epoch"], file=sys.stderr, disable=not self.progress,
@@ -257,7 +265,8 @@ class Trainer:
                     val_terms, _, _ = self.run_epoch(val_cells, epoch, False)
                 row.update({f"validation_{t}": v for t, v in val_terms.items()})
                 if patience > 0 and epoch >= first_scored:
-                    if val_terms["total"] < state["best_loss"]:
+                    state["last_loss"] = val_terms["total"]
+                    if improves(val_terms["total"], state["best_loss"], min_delta):
                         state["best_loss"], state["bad_epochs"] = val_terms["total"], 0
                         state["best_state"] = copy.deepcopy(module.state_dict())
                         state["best_epoch"] = epoch + 1
@@ -281,14 +290,16 @@ class Trainer:
             bar.set_postfix(loss=f"{train_terms['total']:.1f}",
                             val=f"{row.get('validation_total', float('nan')):.1f}", k=active)
         bar.close()
-        if state.get("best_state") is not None:
+        if state.get("best_state") is not None and improves(state["best_loss"], state.get("last_loss"), min_delta):
+            log.info("restoring epoch %d (validation %.2f; last epoch %.2f)", state["best_epoch"],
+                     state["best_loss"], state["last_loss"])
             module.load_state_dict(state["best_state"])
         module.eval()
         return state["history"]
 
     def _initial_state(self):
         return {"epoch": 0, "history": [], "best_loss": float("inf"), "best_state": None, "best_epoch": None,
-                "bad_epochs": 0, "stopped": False, "numpy_rng": None}
+                "last_loss": None, "bad_epochs": 0, "stopped": False, "numpy_rng": None}
 
     def _checkpoint_path(self):
         return os.path.join(self.checkpoint_dir, CHECKPOINT) if self.checkpoint_dir else None
