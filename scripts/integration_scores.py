@@ -7,13 +7,12 @@ import pandas as pd
 
 from scmvp import baselines
 from scmvp.errors import InputError
-from scmvp.integration import integration_table, read_obs_column
+from scmvp.integration import integration_table, read_batches
 from scmvp.rule import run, write_tsv
 
 
 def main(smk):
-    cells, batches = read_obs_column(smk.input.data, smk.params.batch_key)
-    _, labels = baselines.read_cells(smk.input.data)
+    cells, batches, labels = read_batches(smk.input.data, smk.params.batch_key)
     if labels is not None and any(label is None for label in labels):
         labels = None  # biology conservation needs every cell labelled
     embeddings = {}

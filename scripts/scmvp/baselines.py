@@ -364,9 +364,9 @@ def embed(method, mdata, *, seed: int = 0, n_top_genes: int = 2000, n_pcs: int =
     return embedding, {**info, **batch_info}
 
 
-def read_obs(path, column):
-    """The MuData obs table of an h5mu, without loading X; ``column``, when obs lacks it, taken from rna.obs
-    (aligned by cell) if rna.obs has it."""
+def read_obs(path, *columns):
+    """The MuData obs table of an h5mu, without loading X; each of ``columns`` that obs lacks is taken from
+    rna.obs (aligned by cell) if rna.obs has it."""
     import h5py
     from anndata.io import read_elem
 
@@ -375,22 +375,29 @@ def read_obs(path, column):
     try:
         with h5py.File(path, "r") as handle:
             obs = read_elem(handle["obs"])
-            if column not in obs.columns and "mod/rna/obs" in handle:
+            missing = [c for c in columns if c not in obs.columns]
+            if missing and "mod/rna/obs" in handle:
                 rna_obs = read_elem(handle["mod/rna/obs"])
-                if column in rna_obs.columns:
-                    obs[column] = rna_obs[column].reindex(obs.index)
+                for column in missing:
+                    if column in rna_obs.columns:
+                        obs[column] = rna_obs[column].reindex(obs.index)
     except (OSError, KeyError) as err:
         raise InputError(path, f"not a readable h5mu file with an obs table ({err})") from None
     return obs
 
 
+def obs_labels(obs):
+    """obs["label"] with None where unlabelled, or None when there is no label column."""
+    if "label" not in obs.columns:
+        return None
+    labels = obs["label"].astype(object)
+    return labels.where(labels.notna(), None).to_numpy()
+
+
 def read_cells(path):
     """Barcodes and labels (None where unlabelled, or no labels at all) of an h5mu, without loading X."""
     obs = read_obs(path, "label")
-    if "label" not in obs.columns:
-        return obs.index.astype(str), None
-    labels = obs["label"].astype(object)
-    return obs.index.astype(str), labels.where(labels.notna(), None).to_numpy()
+    return obs.index.astype(str), obs_labels(obs)
 
 
 def read_obsm(path, key, barcodes=None) -> np.ndarray:

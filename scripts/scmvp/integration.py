@@ -91,11 +91,12 @@ def integration_table(embeddings: dict, batches, labels=None, seed: int = 0) -> 
     return table
 
 
-def read_obs_column(path, column):
-    """One obs column of an h5mu (MuData obs, else the RNA modality's), without loading X."""
-    from .baselines import read_obs
+def read_batches(path, batch_key):
+    """Barcodes, batches (obs[batch_key] as str) and labels (None where unlabelled, or None) of an h5mu, from
+    one read of its obs (MuData obs, else the RNA modality's), without loading X."""
+    from .baselines import obs_labels, read_obs
 
-    obs = read_obs(path, column)
-    if column not in obs.columns:
-        raise InputError(path, f'has no obs["{column}"] (columns: {", ".join(map(str, obs.columns))})')
-    return obs.index.astype(str), obs[column].astype(str).to_numpy()
+    obs = read_obs(path, batch_key, "label")
+    if batch_key not in obs.columns:
+        raise InputError(path, f'has no obs["{batch_key}"] (columns: {", ".join(map(str, obs.columns))})')
+    return obs.index.astype(str), obs[batch_key].astype(str).to_numpy(), obs_labels(obs)
