@@ -582,7 +582,8 @@ def write_simulated(sim: SimulatedDataset, paths: dict, atomic=None):
     if paths.get("fragments") or paths.get("barcode_metrics"):
         from .simulate_fragments import simulate_fragments, write_fragments
 
-        fragments, metrics = simulate_fragments(sim, sim.extra["marks_seed"])
+        fragments, metrics = simulate_fragments(sim.barcodes, sim.atac, sim.rna, sim.peaks, sim.genes, sim.chrom_sizes,
+                                                 sim.extra["marks_seed"])
         if paths.get("fragments"):
             write_fragments(fragments, paths["fragments"], paths["fragments_index"], atomic, sim.genome)
         if paths.get("barcode_metrics"):

@@ -68,16 +68,17 @@ def _in_peak(chrom, start, end, peaks, chrom_names):
     return hit
 
 
-def simulate_fragments(sim, seed: int):
-    """Fragments (DataFrame chrom, start, end, barcode, count; sorted) and the per-barcode metrics table."""
+def simulate_fragments(barcodes, atac, rna, peaks, genes, chrom_sizes, seed: int):
+    """Fragments (DataFrame chrom, start, end, barcode, count; sorted) and the per-barcode metrics table of the
+    cells ``barcodes`` with cut-site counts ``atac`` (cells x ``peaks``) and RNA counts ``rna`` (for the UMI
+    column); ``genes`` gives the TSS of each promoter peak's gene."""
     rng = np.random.default_rng([seed, 7])
-    chrom_names = list(sim.chrom_sizes)
+    chrom_names = list(chrom_sizes)
     code = {c: i for i, c in enumerate(chrom_names)}
-    peaks = sim.peaks
-    n_cells = len(sim.barcodes)
+    n_cells = len(barcodes)
 
     # fragments in peaks: one per two cut sites, rounded up
-    coo = sim.atac.tocoo()
+    coo = atac.tocoo()
     counts = (coo.data.astype(np.int64) + 1) // 2
     cell = np.repeat(coo.row.astype(np.int64), counts)
     peak = np.repeat(coo.col.astype(np.int64), counts)
@@ -85,7 +86,7 @@ def simulate_fragments(sim, seed: int):
     size = _lengths(rng, len(peak), PEAK_LENGTH_MIX)
     mid = p_start + (rng.random(len(peak)) * (p_end - p_start)).astype(np.int64)
     promoter = peaks["kind"].to_numpy()[peak] == "promoter"
-    tss = sim.genes["tss"].to_numpy(np.int64)[np.maximum(peaks["origin_gene"].to_numpy()[peak], 0)]
+    tss = genes["tss"].to_numpy(np.int64)[np.maximum(peaks["origin_gene"].to_numpy()[peak], 0)]
     near_tss = np.rint(rng.normal(tss, TSS_SD)).astype(np.int64)
     mid = np.where(promoter, np.clip(near_tss, p_start, p_end - 1), mid)
     f_chrom = peaks["chrom"].map(code).to_numpy(np.int64)[peak]
@@ -99,15 +100,15 @@ def simulate_fragments(sim, seed: int):
     frip[low] = np.clip(rng.normal(0.25, 0.05, int(low.sum())), 0.1, 0.4)
     n_bg = rng.poisson(in_peaks * (1 - frip) / frip)
     bg_cell = np.repeat(np.arange(n_cells), n_bg)
-    bg_chrom, bg_start, bg_end = _background(rng, len(bg_cell), sim.chrom_sizes)
+    bg_chrom, bg_start, bg_end = _background(rng, len(bg_cell), chrom_sizes)
 
     # barcodes that are not cells
-    non_cells = _other_barcodes(rng, int(round(NON_CELL_SHARE * n_cells)), set(sim.barcodes))
+    non_cells = _other_barcodes(rng, int(round(NON_CELL_SHARE * n_cells)), set(barcodes))
     n_nc = rng.poisson(15, len(non_cells)) + 1
     nc_cell = np.repeat(np.arange(len(non_cells)) + n_cells, n_nc)
-    nc_chrom, nc_start, nc_end = _background(rng, len(nc_cell), sim.chrom_sizes)
+    nc_chrom, nc_start, nc_end = _background(rng, len(nc_cell), chrom_sizes)
 
-    barcodes = np.concatenate([sim.barcodes, non_cells])
+    all_barcodes = np.concatenate([barcodes, non_cells])
     owner = np.concatenate([cell, bg_cell, nc_cell])
     chrom = np.concatenate([f_chrom, bg_chrom, nc_chrom])
     start = np.concatenate([f_start, bg_start, nc_start])
@@ -116,23 +117,23 @@ def simulate_fragments(sim, seed: int):
     order = np.lexsort((owner, end, start, chrom))
     owner, chrom, start, end, reads = owner[order], chrom[order], start[order], end[order], reads[order]
     fragments = pd.DataFrame({"chrom": np.array(chrom_names, dtype=object)[chrom], "start": start, "end": end,
-                              "barcode": barcodes[owner], "count": reads})
+                              "barcode": all_barcodes[owner], "count": reads})
 
     peak_hit = _in_peak(chrom, start, end, peaks, chrom_names)
-    n_all = len(barcodes)
+    n_all = len(all_barcodes)
     total = np.bincount(owner, minlength=n_all)
     metrics = pd.DataFrame({
-        "barcode": barcodes,
-        "gex_barcode": barcodes,
-        "atac_barcode": barcodes,
+        "barcode": all_barcodes,
+        "gex_barcode": all_barcodes,
+        "atac_barcode": all_barcodes,
         "is_cell": (np.arange(n_all) < n_cells).astype(int),
         "excluded_reason": 0,
-        "gex_umis_count": np.r_[np.asarray(sim.rna.sum(axis=1)).ravel(), np.zeros(len(non_cells))].astype(np.int64),
-        "gex_genes_count": np.r_[np.diff(sim.rna.tocsr().indptr), np.zeros(len(non_cells))].astype(np.int64),
+        "gex_umis_count": np.r_[np.asarray(rna.sum(axis=1)).ravel(), np.zeros(len(non_cells))].astype(np.int64),
+        "gex_genes_count": np.r_[np.diff(rna.tocsr().indptr), np.zeros(len(non_cells))].astype(np.int64),
         "atac_raw_reads": np.bincount(owner, weights=reads, minlength=n_all).astype(np.int64),
         "atac_fragments": total,
         "atac_peak_region_fragments": np.bincount(owner[peak_hit], minlength=n_all),
-        "atac_peak_region_cutsites": np.r_[np.asarray(sim.atac.sum(axis=1)).ravel(),
+        "atac_peak_region_cutsites": np.r_[np.asarray(atac.sum(axis=1)).ravel(),
                                            np.zeros(len(non_cells))].astype(np.int64),
     }).sort_values("barcode", kind="stable").reset_index(drop=True)
     return fragments, metrics

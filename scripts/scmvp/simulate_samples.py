@@ -199,14 +199,11 @@ def write_arc_folder(lib: Library, genes: pd.DataFrame, folder, genome="syntheti
 
 def write_arc_fragments(sim: SimulatedSamples, lib: Library, outs):
     """``atac_fragments.tsv.gz`` (+ ``.tbi``) and ``per_barcode_metrics.csv`` of one library in ``outs``."""
-    from types import SimpleNamespace
-
     from .rule import atomic_path
     from .simulate_fragments import simulate_fragments, write_fragments
 
-    one = SimpleNamespace(barcodes=lib.barcodes, atac=lib.atac_true, rna=lib.rna, peaks=sim.true_peaks,
-                          genes=sim.genes, chrom_sizes=sim.chrom_sizes)
-    fragments, metrics = simulate_fragments(one, lib.fragments_seed)
+    fragments, metrics = simulate_fragments(lib.barcodes, lib.atac_true, lib.rna, sim.true_peaks, sim.genes,
+                                            sim.chrom_sizes, lib.fragments_seed)
     path = os.path.join(outs, "atac_fragments.tsv.gz")
     write_fragments(fragments, path, path + ".tbi", atomic_path, sim.genome)
     with atomic_path(os.path.join(outs, "per_barcode_metrics.csv")) as tmp:
