@@ -24,21 +24,6 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "scripts"))
 
 
-def tissue_mudata(sim):
-    import anndata as ad
-    import mudata as md
-    import scipy.sparse as sp
-
-    obs = pd.DataFrame({"label": sim.labels}, index=sim.barcodes)
-    rna = ad.AnnData(sp.csr_matrix(sim.rna, dtype=np.float32), obs=obs.copy(),
-                     var=pd.DataFrame(index=sim.genes["gene_name"].to_numpy()))
-    peaks = sim.peaks.set_index("peak")[["chrom", "start", "end"]]
-    atac = ad.AnnData(sp.csr_matrix(sim.atac, dtype=np.float32), obs=obs.copy(), var=peaks)
-    for adata in (rna, atac):
-        adata.layers["counts"] = adata.X.copy()
-    return md.MuData({"rna": rna, "atac": atac})
-
-
 def embed(method, mdata, seed, model_settings, threads):
     if method == "scmvp":
         from scmvp.model import SCMVP
@@ -82,12 +67,13 @@ def main(argv=None):
             settings[key] = value
 
     from scmvp.simulate_tissue import simulate_tissue
+    from scmvp.simulate_write import to_mudata
 
     rows = []
     print("method\tseed\tari\tnmi\tknn_accuracy\tknn_balanced_accuracy\tseconds", flush=True)
     for seed in args.seeds:
         sim = simulate_tissue(n_cells=args.cells, n_genes=args.genes, n_peaks=args.peaks, seed=seed)
-        mdata = tissue_mudata(sim)
+        mdata = to_mudata(sim)
         for method in args.methods:
             start = time.perf_counter()
             embedding = embed(method, mdata, seed, settings, args.threads)

@@ -1,6 +1,7 @@
 """Rule `simulate`: write the embedded example (Cell Ranger ARC h5, labels, references, truth)."""
 from scmvp.rule import log, run
-from scmvp.simulate import simulate, summary, write_simulated
+from scmvp.simulate import simulate
+from scmvp.simulate_write import summary, write_simulated
 from scmvp.simulate_tissue import simulate_tissue
 
 TISSUE_ONLY = ("rna_umis", "atac_fragments")

@@ -24,6 +24,7 @@ from scmvp.baselines import rna_pca
 from scmvp.model import SCMVP
 from scmvp.model import distributions as D
 from scmvp.simulate import simulate
+from scmvp.simulate_write import to_mudata
 
 FAST = {"n_latent": 8, "n_hidden": 32, "attention_dim": 16, "n_heads": 2, "n_tokens": 8, "n_transformer_layers": 1,
         "top_genes_attended": 32, "n_components": 4, "n_epochs": 6, "warmup_epochs": 1, "kl_warmup_epochs": 2,
@@ -260,19 +261,13 @@ def test_resumes_after_sigkill(tmp_path):
 
 
 def test_saved_model_loads_with_the_same_latent_and_rejects_a_foreign_config(small_sim, tmp_path):
-    import mudata as md
-
     from scmvp.errors import InputError
 
     sim = small_sim
     model = build(sim, n_epochs=2)
     model.train(progress=False)
     model.save(tmp_path / "model.pt")
-    atac = ad.AnnData(sp.csr_matrix(sim.atac, dtype=np.float32),
-                      var=sim.peaks.set_index("peak")[["chrom", "start", "end"]])
-    rna = ad.AnnData(sp.csr_matrix(sim.rna, dtype=np.float32))
-    rna.layers["counts"], atac.layers["counts"] = rna.X, atac.X
-    mdata = md.MuData({"rna": rna, "atac": atac})
+    mdata = to_mudata(sim, labels=False)
     loaded = SCMVP.load(tmp_path / "model.pt", mdata)
     np.testing.assert_allclose(loaded.get_latent(), model.get_latent(), atol=1e-5)
     payload = torch.load(tmp_path / "model.pt", weights_only=False)
@@ -617,14 +612,13 @@ def test_imputed_layers_in_float16_halve_the_file_and_keep_three_digits(small_si
     """model.impute_dtype float16: the dense imputed layers take half the bytes (what makes 50k cells x 100k peaks
     10 GB instead of 20 GB) and agree with the float32 ones to float16's precision."""
     import mudata as md
-    from test_model_batch import as_mudata
 
     from scmvp.model.imputation import write_imputed
 
     model = build(small_sim, n_epochs=1)
     layers = {}
     for dtype in ("float32", "float16"):
-        write_imputed(model, as_mudata(small_sim), tmp_path / f"{dtype}.h5mu", dtype=dtype)
+        write_imputed(model, to_mudata(small_sim, labels=False), tmp_path / f"{dtype}.h5mu", dtype=dtype)
         out = md.read_h5mu(tmp_path / f"{dtype}.h5mu")
         layers[dtype] = [np.asarray(out.mod[m].layers["imputed"]) for m in ("rna", "atac")]
         assert all(layer.dtype == np.dtype(dtype) for layer in layers[dtype])
@@ -632,4 +626,4 @@ def test_imputed_layers_in_float16_halve_the_file_and_keep_three_digits(small_si
         assert half.nbytes * 2 == full.nbytes
         np.testing.assert_allclose(half.astype(np.float32), full, rtol=1e-3, atol=1e-6)
     with pytest.raises(ValueError, match="float32.*float16"):
-        write_imputed(model, as_mudata(small_sim), tmp_path / "x.h5mu", dtype="int8")
+        write_imputed(model, to_mudata(small_sim, labels=False), tmp_path / "x.h5mu", dtype="int8")

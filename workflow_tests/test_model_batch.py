@@ -4,7 +4,6 @@ library effect that the batch covariate removes from the latent. Without batches
 (no extra input column), so the numbers are those of before."""
 from __future__ import annotations
 
-import anndata as ad
 import mudata as md
 import numpy as np
 import pandas as pd
@@ -22,6 +21,7 @@ from scmvp.model.imputation import write_imputed
 from scmvp.model.module import SCMVPModule
 from scmvp.batches import resolve_batch_key
 from scmvp.simulate import simulate
+from scmvp.simulate_write import to_mudata
 
 FAST = {"n_latent": 8, "n_hidden": 32, "attention_dim": 16, "n_heads": 2, "n_tokens": 8, "n_transformer_layers": 1,
         "top_genes_attended": 32, "n_components": 4, "n_epochs": 2, "warmup_epochs": 1, "kl_warmup_epochs": 2,
@@ -50,14 +50,9 @@ def two_batches(n):
 
 
 def as_mudata(sim, obs=None, rna_obs=None):
-    atac = ad.AnnData(sp.csr_matrix(sim.atac, dtype=np.float32),
-                      var=sim.peaks.set_index("peak")[["chrom", "start", "end"]])
-    rna = ad.AnnData(sp.csr_matrix(sim.rna, dtype=np.float32))
-    rna.obs_names = atac.obs_names = [f"cell{i}" for i in range(rna.n_obs)]
-    rna.layers["counts"], atac.layers["counts"] = rna.X, atac.X
+    mdata = to_mudata(sim, labels=False)
     for column, values in (rna_obs or {}).items():
-        rna.obs[column] = values
-    mdata = md.MuData({"rna": rna, "atac": atac})
+        mdata.mod["rna"].obs[column] = values
     for column, values in (obs or {}).items():
         mdata.obs[column] = values
     return mdata

@@ -10,7 +10,8 @@ import pandas as pd
 import pytest
 import scipy.sparse as sp
 
-from scmvp.simulate import MAX_LINK_DISTANCE, cell_type_names, simulate, write_simulated
+from scmvp.simulate import MAX_LINK_DISTANCE, cell_type_names, simulate
+from scmvp.simulate_write import write_simulated
 
 SIZE = dict(n_cells=400, n_genes=300, n_peaks=3000, n_types=6, n_chromosomes=3, seed=7)
 KEYS = {

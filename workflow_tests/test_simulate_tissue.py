@@ -5,7 +5,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from scmvp.simulate import TRAJECTORY_LABELS, write_simulated
+from scmvp.simulate import TRAJECTORY_LABELS
+from scmvp.simulate_write import write_simulated
 from scmvp.simulate_tissue import MIN_CELLS_PER_TYPE, simulate_tissue, type_sizes
 
 SIZE = dict(n_cells=2000, n_genes=400, n_peaks=4000, n_types=17, n_chromosomes=3, seed=3)

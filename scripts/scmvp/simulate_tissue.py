@@ -14,7 +14,7 @@ is not. :func:`simulate_tissue` draws, on the same synthetic genome and the same
 * low depth: ``rna_umis`` UMIs and ``atac_fragments`` fragments in peaks per cell (medians; log-normal
   spread shared by both modalities through a cell-quality factor).
 
-It returns a :class:`scmvp.simulate.SimulatedDataset`, so :func:`scmvp.simulate.write_simulated` writes it in
+It returns a :class:`scmvp.simulate.SimulatedDataset`, so :func:`scmvp.simulate_write.write_simulated` writes it in
 the Cell Ranger ARC layout with its references and truth, and the workflow runs it as `technology: simulated`
 with `simulate: {scenario: tissue}`. ``extra`` records which types are chromatin-only / RNA-only.
 """
