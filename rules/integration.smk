@@ -6,8 +6,8 @@
 rule integration_scores:
     input:
         data=out("{ds}", "preprocessed.h5mu"),
-        # the first benchmark seed's embeddings (as the UMAP grid)
-        embeddings=[benchmark_seed_out("{ds}", UMAP_SEED, "embeddings", f"{m}.tsv") for m in BENCHMARK_METHODS],
+        # every method's embedding of every benchmark seed, as the clustering scores
+        embeddings=[benchmark_seed_out("{ds}", s, "embeddings", f"{m}.tsv") for m, s in BENCHMARK_RUNS],
     output:
         scores=report(
             out("{ds}", "benchmark", "integration.tsv"),
@@ -17,8 +17,11 @@ rule integration_scores:
             labels={"dataset": "{ds}", "figure": "integration table"},
         ),
     params:
-        methods=BENCHMARK_METHODS,
+        # method and seed of each entry of input.embeddings, in order
+        methods=[method for method, _ in BENCHMARK_RUNS],
+        seeds=[seed for _, seed in BENCHMARK_RUNS],
         batch_key="sample",
+        # the scoring's seed (the kNN graph): the same for every method and seed
         seed=config["benchmark"]["seed"],
     log:
         out("{ds}", "logs", "benchmark", "integration.log"),

@@ -48,3 +48,24 @@ def test_bad_inputs_are_clear_errors(embeddings):
         integration_scores(bad, batches)
     with pytest.raises(InputError, match="does not match"):
         integration_scores(emb["mixed"][:10], batches)
+
+
+def test_the_figure_draws_each_method_once_as_the_mean_over_its_seeds(embeddings):
+    import pandas as pd
+
+    from scmvp import plots
+
+    emb, batches, labels = embeddings
+    rows = []
+    for seed, noise in enumerate((0.0, 3.0)):
+        noisy = {m: e + np.random.default_rng(seed).normal(0, noise, e.shape) for m, e in emb.items()}
+        rows.append(integration_table(noisy, batches, labels).assign(seed=seed))
+    table = pd.concat(rows, ignore_index=True)
+    fig = plots.integration_panels(table)
+    bars = fig.axes[0]
+    metrics = [t.get_text() for t in bars.get_xticklabels()]
+    heights = [patch.get_height() for patch in bars.patches]
+    assert len(heights) == 2 * len(metrics)                                   # two methods, not four rows
+    means = table.groupby("method", sort=False)[metrics].mean()
+    np.testing.assert_allclose(heights[:len(metrics)], means.loc["mixed"].to_numpy(), rtol=1e-9)
+    assert len(fig.axes[1].collections[0].get_offsets()) == 2

@@ -193,7 +193,8 @@ def test_workflow_from_a_sample_sheet_of_three_arc_libraries(tmp_path):
     assert (qc / "qc.png").stat().st_size > 10_000
     # integration metrics of every benchmark embedding, with the labels' biology-conservation half
     scores = pd.read_csv(results / "multi" / "benchmark" / "integration.tsv", sep="\t").set_index("method")
-    assert list(scores.index) == ["scmvp", "rna_pca", "atac_lsi"]
+    assert list(scores.index) == ["scmvp", "rna_pca", "atac_lsi"]           # one benchmark seed: one row each
+    assert scores["seed"].nunique() == 1
     assert (scores["n_batches"] == 3).all() and (scores["n_cells"] == pre.n_obs).all()
     for column in ("ilisi", "kbet", "silhouette_batch", "clisi", "silhouette_label", "graph_connectivity"):
         assert scores[column].between(0, 1).all(), column

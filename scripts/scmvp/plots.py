@@ -115,10 +115,15 @@ def clustering_bars(scores: pd.DataFrame, title: str = ""):
 def integration_panels(scores: pd.DataFrame, title: str = ""):
     """Left: each metric per method (batch mixing, then biology conservation); right: batch score vs bio score.
 
-    ``scores`` has the columns of integration.tsv. Returns the figure."""
+    ``scores`` has the columns of integration.tsv; several rows of a method (seeds) are drawn as their mean,
+    with the sd as error bars. Returns the figure."""
     from .integration import BATCH_COLUMNS, BIO_COLUMNS
 
     metrics = [m for m in BATCH_COLUMNS + BIO_COLUMNS if scores[m].notna().any()]
+    columns = metrics + ["batch_score", "bio_score"]
+    grouped = scores.groupby("method", sort=False)[columns]
+    spread = grouped.std(ddof=1).fillna(0.0).reset_index()
+    scores = grouped.mean().reset_index()
     methods = list(scores["method"])
     colours = [METHOD_COLOURS.get(m, "#999999") for m in methods]
     fig, (bars, scatter) = plt.subplots(1, 2, figsize=(4 + 0.55 * len(metrics) * max(1, len(methods)) / 2, 3.8),
@@ -128,7 +133,7 @@ def integration_panels(scores: pd.DataFrame, title: str = ""):
     for i, (method, colour) in enumerate(zip(methods, colours)):
         row = scores.iloc[i]
         bars.bar(x - 0.4 + width * (i + 0.5), [row[m] for m in metrics], width, color=colour, edgecolor="black",
-                 linewidth=0.5, label=method)
+                 linewidth=0.5, label=method, yerr=[spread.iloc[i][m] for m in metrics], error_kw={"linewidth": 0.6})
     bars.set_xticks(x, metrics, rotation=30, ha="right")
     bars.set_ylim(0, 1.05)
     bars.set_ylabel("score (1 = best)")
