@@ -627,3 +627,16 @@ def test_imputed_layers_in_float16_halve_the_file_and_keep_three_digits(small_si
         np.testing.assert_allclose(half.astype(np.float32), full, rtol=1e-3, atol=1e-6)
     with pytest.raises(ValueError, match="float32.*float16"):
         write_imputed(model, to_mudata(small_sim, labels=False), tmp_path / "x.h5mu", dtype="int8")
+
+
+def test_minibatches_reach_the_device_unchanged_and_cuda_ones_through_pinned_memory():
+    from scmvp.model.data import to_device
+
+    array = np.arange(12, dtype=np.float32).reshape(3, 4)[:, ::2]             # a non-contiguous view
+    on_cpu = to_device(array, torch.device("cpu"))
+    assert on_cpu.device.type == "cpu" and not on_cpu.is_pinned()
+    np.testing.assert_array_equal(on_cpu.numpy(), array)
+    if torch.cuda.is_available():                                              # the GPU machine (make gpu-check)
+        on_gpu = to_device(array, torch.device("cuda"))
+        torch.cuda.synchronize()
+        np.testing.assert_array_equal(on_gpu.cpu().numpy(), array)

@@ -52,6 +52,16 @@ def _as_csr(matrix, path, what):
     return m
 
 
+def to_device(array: np.ndarray, device) -> torch.Tensor:
+    """A minibatch array as a tensor on ``device``; to a CUDA device through page-locked (pinned) host memory
+    with a non-blocking copy, so the transfer overlaps the previous step's kernels (PyTorch keeps the pinned
+    buffer alive until the copy is done)."""
+    tensor = torch.from_numpy(np.ascontiguousarray(array))
+    if torch.device(device).type == "cuda":
+        return tensor.pin_memory().to(device, non_blocking=True)
+    return tensor.to(device)
+
+
 class PairedData:
     """RNA and ATAC counts of the same cells; ATAC columns stored in genome order; optionally the integer batch
     code of every cell (`batch_codes`, 0 .. n_batches - 1), added to each minibatch as ``batch``."""
@@ -103,20 +113,20 @@ class PairedData:
         bag_key = rows * self.n_tokens + self.token[cols]
         token_offsets = np.searchsorted(bag_key, np.arange(len(idx) * self.n_tokens)).astype(np.int64)
         out = {
-            "rna": torch.from_numpy(rna.toarray()).to(device),
-            "rna_library": torch.from_numpy(rna_lib).to(device),
-            "atac_library": torch.from_numpy(atac_lib).to(device),
-            "atac_index": torch.from_numpy(cols).to(device),
-            "atac_row": torch.from_numpy(rows.astype(np.int64)).to(device),
-            "atac_count": torch.from_numpy(atac.data.astype(np.float32)).to(device),
-            "atac_value": torch.from_numpy(values).to(device),
-            "atac_cell_offsets": torch.from_numpy(atac.indptr[:-1].astype(np.int64)).to(device),
-            "atac_token_offsets": torch.from_numpy(token_offsets).to(device),
+            "rna": to_device(rna.toarray(), device),
+            "rna_library": to_device(rna_lib, device),
+            "atac_library": to_device(atac_lib, device),
+            "atac_index": to_device(cols, device),
+            "atac_row": to_device(rows.astype(np.int64), device),
+            "atac_count": to_device(atac.data.astype(np.float32), device),
+            "atac_value": to_device(values, device),
+            "atac_cell_offsets": to_device(atac.indptr[:-1].astype(np.int64), device),
+            "atac_token_offsets": to_device(token_offsets, device),
         }
         if self.batch_codes is not None:
-            out["batch"] = torch.from_numpy(self.batch_codes[idx]).to(device)
+            out["batch"] = to_device(self.batch_codes[idx], device)
         if dense_atac:
-            out["atac"] = torch.from_numpy(atac.toarray()).to(device)
+            out["atac"] = to_device(atac.toarray(), device)
         return out
 
 
