@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/bench_model.py [--cells 1000 10000 50000] [--genes 2000] [--peaks 20000] [--epochs 2]
                                           [--impute-cells 10000] [--impute-peaks 100000] [--threads 1 2]
-                                          [--skip-impute]
+                                          [--batch-size 32 auto] [--skip-impute]
 
 Each measurement runs in its own process so that its peak RSS (ru_maxrss) is its own. Training data:
 random sparse counts (RNA --genes ~10% non-zero, ATAC --peaks ~3% non-zero); throughput is
@@ -51,18 +51,20 @@ def random_paired(n_cells, n_genes, n_peaks, seed=0, rna_density=0.1, atac_densi
     return rna, atac, var
 
 
-def child_train(n_cells, epochs, threads, n_genes=2000, n_peaks=20000):
+def child_train(n_cells, epochs, threads, n_genes=2000, n_peaks=20000, batch_size=32):
     from scmvp.model import SCMVP
 
     rna, atac, var = random_paired(n_cells, n_genes, n_peaks)
     import numpy as np
 
     model = SCMVP(rna, atac, var, {"n_epochs": epochs, "warmup_epochs": 1, "kl_warmup_epochs": 1,
-                                   "cycle_start_epoch": 1, "n_components": 5, "device": "cpu", "threads": threads})
+                                   "cycle_start_epoch": 1, "n_components": 5, "device": "cpu", "threads": threads,
+                                   "batch_size": batch_size})
     start = time.perf_counter()
     model.train(progress=False)
     seconds = time.perf_counter() - start
     return {"cells": n_cells, "epochs": epochs, "seconds": seconds, "cells_epochs_per_s": n_cells * epochs / seconds,
+            "batch_size": int(model.history["batch_size"].iloc[0]),
             "seconds_per_epoch": float(np.mean(model.history["seconds"]))}
 
 
@@ -103,17 +105,21 @@ def main(argv=None):
     parser.add_argument("--genes", type=int, default=2000)
     parser.add_argument("--peaks", type=int, default=20000)
     parser.add_argument("--skip-impute", action="store_true")
+    parser.add_argument("--batch-size", nargs="+", default=["32"], help="model.batch_size values (numbers or auto)")
     args = parser.parse_args(argv)
-    print("what\tcells\tgenes\tpeaks\tthreads\tepochs\tseconds\ts_per_epoch\tcells_epochs_per_s\tpeak_rss_GiB",
+    print("what\tcells\tgenes\tpeaks\tthreads\tbatch\tepochs\tseconds\ts_per_epoch\tcells_epochs_per_s\tpeak_rss_GiB",
           flush=True)
     for n in args.cells:
         for threads in args.threads:
-            r = in_child("train", n, args.epochs, threads, args.genes, args.peaks)
-            print(f"train\t{n}\t{args.genes}\t{args.peaks}\t{threads}\t{args.epochs}\t{r['seconds']:.1f}\t"
-                  f"{r['seconds_per_epoch']:.1f}\t{r['cells_epochs_per_s']:.1f}\t{r['peak_rss_GiB']:.2f}", flush=True)
+            for batch in args.batch_size:
+                batch = batch if batch == "auto" else int(batch)
+                r = in_child("train", n, args.epochs, threads, args.genes, args.peaks, batch)
+                print(f"train\t{n}\t{args.genes}\t{args.peaks}\t{threads}\t{r['batch_size']}\t{args.epochs}\t"
+                      f"{r['seconds']:.1f}\t{r['seconds_per_epoch']:.1f}\t{r['cells_epochs_per_s']:.1f}\t"
+                      f"{r['peak_rss_GiB']:.2f}", flush=True)
     if not args.skip_impute:
         r = in_child("impute", args.impute_cells, args.impute_peaks, args.threads[0])
-        print(f"impute\t{r['cells']}\t{r['peaks']}\t{r['seconds']:.1f}\t-\t{r['peak_rss_GiB']:.2f}"
+        print(f"impute\t{r['cells']}\t-\t{r['peaks']}\t{args.threads[0]}\t-\t-\t{r['seconds']:.1f}\t-\t-\t{r['peak_rss_GiB']:.2f}"
               f"\t(file {r['file_GiB']:.2f} GiB)", flush=True)
 
 

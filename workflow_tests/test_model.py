@@ -640,3 +640,18 @@ def test_minibatches_reach_the_device_unchanged_and_cuda_ones_through_pinned_mem
         on_gpu = to_device(array, torch.device("cuda"))
         torch.cuda.synchronize()
         np.testing.assert_array_equal(on_gpu.cpu().numpy(), array)
+
+
+def test_auto_batch_size_keeps_32_on_small_data_and_128_steps_per_epoch_on_large(small_sim, caplog):
+    from scmvp.model.trainer import training_batch_size
+
+    assert training_batch_size(48, 100_000) == 48                              # a number is taken as it is
+    assert training_batch_size("auto", 2_376) == 32                            # sci-CAR's training cells
+    assert training_batch_size("auto", 4_096) == 32
+    assert training_batch_size("auto", 9_000) == 71                            # 10k cells: 127 steps
+    assert training_batch_size("auto", 45_000) == 352
+    assert training_batch_size("auto", 1_000_000) == 512
+    model = build(small_sim, batch_size="auto", n_epochs=1)
+    with caplog.at_level("INFO", logger="scmvp.model"):
+        model.train(progress=False)
+    assert "32 cells per minibatch" in caplog.text and set(model.history["batch_size"]) == {32}

@@ -88,6 +88,17 @@ def improves(loss: float, reference, min_delta: float) -> bool:
     return loss < reference - min_delta * abs(reference)
 
 
+AUTO_BATCH_MIN, AUTO_BATCH_MAX, AUTO_BATCH_STEPS = 32, 512, 128
+
+
+def training_batch_size(setting, n_train_cells: int) -> int:
+    """`batch_size` of the config; `auto`: 32 cells up to AUTO_BATCH_STEPS x 32 training cells, beyond that as
+    many as keep AUTO_BATCH_STEPS steps per epoch (at most AUTO_BATCH_MAX)."""
+    if setting != "auto":
+        return int(setting)
+    return int(min(AUTO_BATCH_MAX, max(AUTO_BATCH_MIN, math.ceil(n_train_cells / AUTO_BATCH_STEPS))))
+
+
 def learning_rate(cfg: dict, epoch: int, step: int, n_steps: int) -> float:
     """Cosine decay (per step) from `lr` to `lr * final_lr_fraction` at the end of `n_epochs`: the late
     epochs fine-tune instead of jumping between solutions (a function of the position, so resumable)."""
@@ -122,6 +133,7 @@ class Trainer:
         self.progress = progress
         self.on_epoch_end = on_epoch_end     # callback(epoch, model) after each checkpoint (benchmarks)
         self.optimizer = None
+        self.batch_size = training_batch_size(self.cfg["batch_size"], model.data.n_cells)
 
     # -- the GMM after the warm-up ------------------------------------------------------------------------
     def fit_gmm(self, cells):
@@ -192,13 +204,14 @@ class Trainer:
         sums = torch.zeros(len(TERMS), dtype=torch.float64, device=device)
         counts = torch.zeros(module.n_components or 1, dtype=torch.int64, device=device)
         n_total = 0
-        batches = list(_batches(cells, cfg["batch_size"], rng))
+        batch_size = self.batch_size
+        batches = list(_batches(cells, batch_size, rng))
         if train:
             # a small dataset gives few optimizer steps per epoch: draw further shuffled passes so that an
             # epoch (and so the warm-up schedules counted in epochs) always has at least this many steps
             while len(batches) < cfg["min_steps_per_epoch"]:
-                batches += list(_batches(cells, cfg["batch_size"], rng))
-            batches = batches[:max(cfg["min_steps_per_epoch"], int(np.ceil(len(cells) / cfg["batch_size"])))]
+                batches += list(_batches(cells, batch_size, rng))
+            batches = batches[:max(cfg["min_steps_per_epoch"], int(np.ceil(len(cells) / batch_size)))]
         use_cycle = module.use_cycle and epoch >= cfg["cycle_start_epoch"]
         idf = torch.from_numpy(data.idf).to(device)
         generator = None
@@ -233,6 +246,9 @@ class Trainer:
         model, cfg = self.model, self.cfg
         module = model.module
         train_cells, val_cells = split_cells(model.data.n_cells, cfg["validation_fraction"], cfg["seed"])
+        self.batch_size = training_batch_size(cfg["batch_size"], len(train_cells))
+        log.info("training on %d cells (%d held out for validation), %d cells per minibatch", len(train_cells),
+                 len(val_cells), self.batch_size)
         self.optimizer = build_optimizer(module, cfg)
         state = self._initial_state()
         state = self._resume(state)
@@ -255,7 +271,7 @@ class Trainer:
                 module.prior.set(weights, means, variances)
                 self.optimizer.add_param_group({"params": new_params, "name": "gmm"})
             train_terms, beta, active = self.run_epoch(train_cells, epoch, True, rng)
-            row = {"epoch": epoch + 1, "beta": beta, "n_active_components": active}
+            row = {"epoch": epoch + 1, "beta": beta, "n_active_components": active, "batch_size": self.batch_size}
             if module.prior is not None and cfg["gmm_em"]:
                 row["reseeded_components"] = self.em_update(train_cells)
                 module.train()
