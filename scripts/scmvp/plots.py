@@ -244,13 +244,13 @@ def qc_distributions(cells: pd.DataFrame, thresholds: pd.DataFrame, title: str =
         ax.set_title(f"{QC_TITLES[metric]}\n({rule})", fontsize=9)
     if scatter:
         ax = axes.flat[len(metrics)]
-        x = np.log10(np.maximum(cells["atac_n_counts"].to_numpy(dtype=float), 1))
-        y = np.log10(np.maximum(cells["atac_tss_enrichment"].to_numpy(dtype=float), 1e-2))
+        x, _, _ = _qc_axis("atac_n_counts", cells["atac_n_counts"])
+        y, position, _ = _qc_axis("atac_tss_enrichment", cells["atac_tss_enrichment"])
         for mask, colour, label in ((passed, OKABE_ITO[4], "kept"), (~passed, OKABE_ITO[5], "removed")):
             ax.scatter(x[mask], y[mask], s=4, color=colour, linewidths=0, rasterized=True, label=label)
         bound = bounds.loc["atac_tss_enrichment", "low"] if "atac_tss_enrichment" in bounds.index else np.nan
         if np.isfinite(bound) and bound > 0:
-            ax.axhline(np.log10(bound), color="black", linestyle="--", lw=1)
+            ax.axhline(float(position(bound)), color="black", linestyle="--", lw=1)
         ax.set_xlabel("log10 ATAC counts per cell")
         ax.set_ylabel("log10 TSS enrichment")
         ax.set_title("TSS enrichment vs depth", fontsize=9)
