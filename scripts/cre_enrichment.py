@@ -1,7 +1,8 @@
 """Rule cre_enrichment: linked peaks in histone-mark peaks vs all tested peaks -> cre/enrichment.tsv + .png."""
 import pandas as pd
 
-from scmvp.cre import classify_peaks, enrichment_table, mark_overlaps, plot_enrichment, reconcile_genes
+from scmvp.cre import classify_peaks, reconcile_genes
+from scmvp.cre_evaluation import enrichment_table, mark_overlaps, plot_enrichment
 from scmvp.genes import read_genes
 from scmvp.intervals import parse_peak_names, read_bed
 from scmvp.rule import atomic_path, run, write_tsv

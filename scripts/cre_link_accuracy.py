@@ -1,7 +1,7 @@
 """Rule cre_link_accuracy: precision/recall of predicted links vs reference links -> cre/link_accuracy.tsv."""
 import pandas as pd
 
-from scmvp.cre import link_accuracy
+from scmvp.cre_evaluation import link_accuracy
 from scmvp.errors import InputError, require_file
 from scmvp.rule import run, write_tsv
 

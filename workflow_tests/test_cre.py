@@ -12,7 +12,7 @@ import pytest
 import scipy.sparse as sp
 from scipy import stats
 
-from scmvp import cre
+from scmvp import cre, cre_evaluation
 from scmvp.errors import InputError
 from scmvp.genes import read_genes
 from scmvp.intervals import parse_peak_names, read_bed, reconcile_chromosomes
@@ -20,7 +20,7 @@ from scmvp.intervals import parse_peak_names, read_bed, reconcile_chromosomes
 
 # ------------------------------------------------------------------------------------------ statistics
 def test_odds_ratio_woolf_ci_on_hand_made_table():
-    odds, low, high = cre.odds_ratio_ci(10, 20, 30, 240)
+    odds, low, high = cre_evaluation.odds_ratio_ci(10, 20, 30, 240)
     se = math.sqrt(1 / 10 + 1 / 20 + 1 / 30 + 1 / 240)
     assert odds == pytest.approx(4.0)
     assert low == pytest.approx(4.0 * math.exp(-1.959964 * se), rel=1e-5)
@@ -29,7 +29,7 @@ def test_odds_ratio_woolf_ci_on_hand_made_table():
 
 
 def test_odds_ratio_haldane_correction_when_a_cell_is_zero():
-    odds, low, high = cre.odds_ratio_ci(0, 5, 10, 20)
+    odds, low, high = cre_evaluation.odds_ratio_ci(0, 5, 10, 20)
     assert odds == pytest.approx((0.5 * 20.5) / (5.5 * 10.5))
     se = math.sqrt(1 / 0.5 + 1 / 5.5 + 1 / 10.5 + 1 / 20.5)
     assert low == pytest.approx(odds * math.exp(-1.959964 * se), rel=1e-5)
@@ -40,7 +40,7 @@ def test_enrichment_row_counts_and_fisher_p():
     # 10 linked peaks (6 in the mark), 40 other tested peaks (8 in the mark)
     linked = np.r_[np.ones(10, bool), np.zeros(40, bool)]
     overlaps = np.r_[np.ones(6, bool), np.zeros(4, bool), np.ones(8, bool), np.zeros(32, bool)]
-    row = cre.enrichment_row(overlaps, linked)
+    row = cre_evaluation.enrichment_row(overlaps, linked)
     assert row["n_linked"] == 10 and row["n_background"] == 50
     assert row["fraction_linked"] == pytest.approx(0.6)
     assert row["fraction_background"] == pytest.approx(14 / 50)
@@ -56,7 +56,7 @@ def test_enrichment_row_counts_and_fisher_p():
 
 def test_enrichment_row_without_any_marked_peak_has_no_odds_ratio():
     # the H3K4me3 x distal case: no tested peak carries the mark, so the +0.5 correction alone would give an OR
-    row = cre.enrichment_row(np.zeros(50, bool), np.r_[np.ones(10, bool), np.zeros(40, bool)])
+    row = cre_evaluation.enrichment_row(np.zeros(50, bool), np.r_[np.ones(10, bool), np.zeros(40, bool)])
     assert row["n_linked"] == 10 and row["fraction_linked"] == 0
     assert math.isnan(row["odds_ratio"]) and math.isnan(row["p_value"])
 
@@ -149,11 +149,11 @@ def test_build_mismatch_errors_name_the_file_and_genome():
     mark = pd.DataFrame({"chrom": ["1"] * 100, "start": np.arange(100) * 10_000 + 3_000,
                          "end": np.arange(100) * 10_000 + 4_000})
     with pytest.raises(InputError, match=r"H3K27ac\.bed: .*different genome builds.*config `genome`"):
-        cre.mark_overlaps(peaks, mark, "H3K27ac.bed", "H3K27ac", genome="hg19")
+        cre_evaluation.mark_overlaps(peaks, mark, "H3K27ac.bed", "H3K27ac", genome="hg19")
     # the same mark shifted onto the peaks overlaps them all (names '1' vs 'chr1' reconciled)
     mark["start"] -= 3_000
     mark["end"] -= 3_000
-    assert np.nansum(cre.mark_overlaps(peaks, mark, "H3K27ac.bed", "H3K27ac")) == 100
+    assert np.nansum(cre_evaluation.mark_overlaps(peaks, mark, "H3K27ac.bed", "H3K27ac")) == 100
 
 
 def test_real_scicar_peaks_against_real_tss_and_h3k27ac(shared_data):
@@ -165,7 +165,7 @@ def test_real_scicar_peaks_against_real_tss_and_h3k27ac(shared_data):
     promoter_fraction = (classes == "promoter").mean()
     assert 0.05 < promoter_fraction < 0.8
     mark = read_bed(shared_data / "references" / "k562_h3k27ac_chr1.hg19.narrowPeak")
-    overlap = cre.mark_overlaps(peaks, mark, "k562_h3k27ac_chr1.hg19.narrowPeak", "H3K27ac", genome="hg19")
+    overlap = cre_evaluation.mark_overlaps(peaks, mark, "k562_h3k27ac_chr1.hg19.narrowPeak", "H3K27ac", genome="hg19")
     on_chr1 = (peaks["chrom"] == "1").to_numpy()
     assert np.isnan(overlap[~on_chr1]).all() and not np.isnan(overlap[on_chr1]).any()
     # promoter peaks overlap H3K27ac more often than distal ones (true of any cell type)
@@ -295,7 +295,7 @@ def test_predict_links_finds_planted_enhancers(tmp_path):
                                   n_permutations=30, fdr=0.1, max_genes=None, seed=0, genes_path="genes.bed")
     assert list(links.columns) == cre.LINK_COLUMNS
     assert set(links["input"]) == {"raw", "imputed"} and set(links["method"]) == {"lasso", "correlation"}
-    accuracy = cre.link_accuracy(links, truth).set_index(["method", "input"])
+    accuracy = cre_evaluation.link_accuracy(links, truth).set_index(["method", "input"])
     assert (accuracy["n_true"] == 30).all()
     for method in ("lasso", "correlation"):
         assert accuracy.loc[(method, "imputed"), "recall"] >= 0.8, accuracy
