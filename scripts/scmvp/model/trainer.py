@@ -133,6 +133,7 @@ class Trainer:
         self.progress = progress
         self.on_epoch_end = on_epoch_end     # callback(epoch, model) after each checkpoint (benchmarks)
         self.optimizer = None
+        # for run_epoch outside train() (tests, benchmarks); train() recomputes it from its training cells
         self.batch_size = training_batch_size(self.cfg["batch_size"], model.data.n_cells)
 
     # -- the GMM after the warm-up ------------------------------------------------------------------------
