@@ -1,13 +1,15 @@
 """scMVP vs the baselines on the hard simulated tissue (scmvp.simulate_tissue), over seeds.
 
     .venv/bin/python bench/bench_tissue.py [--seeds 0 1 2 3 4] [--methods scmvp rna_pca atac_lsi wnn]
-        [--cells 4000] [--set atac_weight=0.1 ...] [--out bench_results/tissue.tsv]
+        [--cells 4000] [--set atac_weight=0.1 ...] [--out bench_results/tissue.tsv] [--per-label]
 
 Seed s simulates the tissue with seed s and runs every method with seed s, so the spread covers both the data
 and the methods. Every method gets the same raw counts of the same cells (the baselines' own normalisation;
 scMVP with its defaults plus any --set). Scores: KMeans (k = the true number of labels) ARI / NMI and the
 15-NN label-transfer accuracy (stratified 5-fold; plain and balanced, so the < 1 % types count) on the
-embedding. Prints one row per method and seed, then mean +- sd per method.
+embedding. Prints one row per method and seed, then mean +- sd per method; `--per-label` also prints each
+label's kNN recall per method (mean over seeds; `scmvp.metrics.knn_label_recall`) with the label's kind
+(chromatin-only / RNA-only types are told apart by one modality only), i.e. which types an embedding loses.
 """
 from __future__ import annotations
 
@@ -47,6 +49,13 @@ def score(embedding, labels, seed):
     return {"ari": scores["ari"], "nmi": scores["nmi"], **knn}
 
 
+def label_kinds(sim, labels):
+    """'chromatin-only' / 'RNA-only' / 'both' for each label (simulate_tissue records the single-modality types)."""
+    extra = getattr(sim, "extra", None) or {}
+    chromatin, rna = set(extra.get("chromatin_only", [])), set(extra.get("rna_only", []))
+    return ["chromatin-only" if label in chromatin else "RNA-only" if label in rna else "both" for label in labels]
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
@@ -57,6 +66,7 @@ def main(argv=None):
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="scMVP model settings")
     parser.add_argument("--out", type=Path, help="also write the rows to this tsv")
+    parser.add_argument("--per-label", action="store_true", help="also print the kNN recall of every label")
     args = parser.parse_args(argv)
     settings = {}
     for item in args.set:
@@ -69,7 +79,7 @@ def main(argv=None):
     from scmvp.simulate_tissue import simulate_tissue
     from scmvp.simulate_write import to_mudata
 
-    rows = []
+    rows, recalls = [], []
     print("method\tseed\tari\tnmi\tknn_accuracy\tknn_balanced_accuracy\tseconds", flush=True)
     for seed in args.seeds:
         sim = simulate_tissue(n_cells=args.cells, n_genes=args.genes, n_peaks=args.peaks, seed=seed)
@@ -81,6 +91,14 @@ def main(argv=None):
             row = {"method": method, "seed": seed, **score(np.asarray(embedding), sim.labels, seed),
                    "seconds": round(seconds, 1)}
             rows.append(row)
+            if args.per_label:
+                from scmvp import metrics
+
+                recall = metrics.knn_label_recall(np.asarray(embedding), sim.labels, seed=0)
+                recalls.append(pd.DataFrame({"method": method, "seed": seed, "label": recall.index,
+                                             "recall": recall.to_numpy(), "kind": label_kinds(sim, recall.index),
+                                             "cells": pd.Series(sim.labels).value_counts()
+                                             .reindex(recall.index).to_numpy()}))
             print("\t".join(str(round(v, 4)) if isinstance(v, float) else str(v) for v in row.values()), flush=True)
     table = pd.DataFrame(rows)
     if args.out:
@@ -92,6 +110,12 @@ def main(argv=None):
     for method, values in summary.iterrows():
         print(method + "\t" + "\t".join(f"{m} {values[(m, 'mean')]:.3f} +- {values[(m, 'std')]:.3f}"
                                          for m in metrics))
+    if recalls:
+        per_label = pd.concat(recalls).pivot_table(index=["label", "kind", "cells"], columns="method",
+                                                   values="recall", aggfunc="mean", sort=False)
+        per_label = per_label.reset_index().sort_values("cells", ascending=False)
+        print("\nkNN recall per label (mean over seeds; cells = in the last seed)")
+        print(per_label.round(2).to_string(index=False))
 
 
 if __name__ == "__main__":

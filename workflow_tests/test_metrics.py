@@ -137,6 +137,18 @@ def test_knn_balanced_accuracy_counts_a_rare_label_as_much_as_a_common_one():
     assert scores["knn_balanced_accuracy"] == pytest.approx(0.5, abs=0.02)
 
 
+def test_knn_label_recall_names_the_lost_label_and_averages_to_the_balanced_accuracy():
+    # "b" lives inside "a"'s cloud (lost), "c" is a separate cloud (kept)
+    rng = np.random.default_rng(3)
+    embedding = np.vstack([rng.normal(size=(600, 5)), rng.normal(size=(60, 5)), rng.normal(8.0, 1.0, size=(100, 5))])
+    labels = np.array(["a"] * 600 + ["b"] * 60 + ["c"] * 100)
+    recall = metrics.knn_label_recall(embedding, labels, seed=0)
+    assert list(recall.index) == ["a", "b", "c"]
+    assert recall["a"] > 0.98 and recall["b"] < 0.1 and recall["c"] == 1.0
+    scores = metrics.knn_label_transfer(embedding, labels, seed=0)
+    assert recall.mean() == pytest.approx(scores["knn_balanced_accuracy"])
+
+
 def test_knn_accuracy_with_labels_smaller_than_the_folds_and_unlabelled_cells():
     embedding, labels = blobs(n_per_cluster=40, n_clusters=3)
     labels = labels.astype(str).astype(object)
