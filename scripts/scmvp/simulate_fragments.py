@@ -68,6 +68,29 @@ def _in_peak(chrom, start, end, peaks, chrom_names):
     return hit
 
 
+def _peak_fragments(rng, atac, peaks, genes, code):
+    """(cell, chrom code, start, end) of the fragments in peaks: one per two cut sites, rounded up; promoter
+    fragments centred near the gene's TSS. Its temporaries are freed on return."""
+    coo = atac.tocoo()
+    counts = (coo.data.astype(np.int64) + 1) // 2
+    cell = np.repeat(coo.row.astype(np.int64), counts)
+    peak = np.repeat(coo.col.astype(np.int64), counts)
+    del coo, counts
+    p_start, p_end = peaks["start"].to_numpy(np.int64)[peak], peaks["end"].to_numpy(np.int64)[peak]
+    size = _lengths(rng, len(peak), PEAK_LENGTH_MIX)
+    mid = p_start + (rng.random(len(peak)) * (p_end - p_start)).astype(np.int64)
+    promoter = peaks["kind"].to_numpy()[peak] == "promoter"
+    tss = genes["tss"].to_numpy(np.int64)[np.maximum(peaks["origin_gene"].to_numpy()[peak], 0)]
+    near_tss = np.rint(rng.normal(tss, TSS_SD)).astype(np.int64)
+    del tss
+    mid = np.where(promoter, np.clip(near_tss, p_start, p_end - 1), mid)
+    del near_tss, promoter, p_start, p_end
+    f_chrom = peaks["chrom"].map(code).to_numpy(np.int64)[peak]
+    del peak
+    f_start = np.maximum(0, mid - size // 2)
+    return cell, f_chrom, f_start, f_start + size
+
+
 def simulate_fragments(barcodes, atac, rna, peaks, genes, chrom_sizes, seed: int):
     """Fragments (DataFrame chrom, start, end, barcode, count; sorted) and the per-barcode metrics table of the
     cells ``barcodes`` with cut-site counts ``atac`` (cells x ``peaks``) and RNA counts ``rna`` (for the UMI
@@ -77,21 +100,7 @@ def simulate_fragments(barcodes, atac, rna, peaks, genes, chrom_sizes, seed: int
     code = {c: i for i, c in enumerate(chrom_names)}
     n_cells = len(barcodes)
 
-    # fragments in peaks: one per two cut sites, rounded up
-    coo = atac.tocoo()
-    counts = (coo.data.astype(np.int64) + 1) // 2
-    cell = np.repeat(coo.row.astype(np.int64), counts)
-    peak = np.repeat(coo.col.astype(np.int64), counts)
-    p_start, p_end = peaks["start"].to_numpy(np.int64)[peak], peaks["end"].to_numpy(np.int64)[peak]
-    size = _lengths(rng, len(peak), PEAK_LENGTH_MIX)
-    mid = p_start + (rng.random(len(peak)) * (p_end - p_start)).astype(np.int64)
-    promoter = peaks["kind"].to_numpy()[peak] == "promoter"
-    tss = genes["tss"].to_numpy(np.int64)[np.maximum(peaks["origin_gene"].to_numpy()[peak], 0)]
-    near_tss = np.rint(rng.normal(tss, TSS_SD)).astype(np.int64)
-    mid = np.where(promoter, np.clip(near_tss, p_start, p_end - 1), mid)
-    f_chrom = peaks["chrom"].map(code).to_numpy(np.int64)[peak]
-    f_start = np.maximum(0, mid - size // 2)
-    f_end = f_start + size
+    cell, f_chrom, f_start, f_end = _peak_fragments(rng, atac, peaks, genes, code)
 
     # background: ~30% of a cell's fragments (most of them in low-quality cells)
     in_peaks = np.bincount(cell, minlength=n_cells)
@@ -109,15 +118,22 @@ def simulate_fragments(barcodes, atac, rna, peaks, genes, chrom_sizes, seed: int
     nc_chrom, nc_start, nc_end = _background(rng, len(nc_cell), chrom_sizes)
 
     all_barcodes = np.concatenate([barcodes, non_cells])
+    # memory: every per-fragment array is dropped as soon as it is merged (tens of millions of fragments at
+    # 10k cells), and the table keeps chromosome and barcode as codes (categoricals), not Python strings
     owner = np.concatenate([cell, bg_cell, nc_cell])
+    del cell, bg_cell, nc_cell
     chrom = np.concatenate([f_chrom, bg_chrom, nc_chrom])
+    del f_chrom, bg_chrom, nc_chrom
     start = np.concatenate([f_start, bg_start, nc_start])
+    del f_start, bg_start, nc_start
     end = np.concatenate([f_end, bg_end, nc_end])
+    del f_end, bg_end, nc_end
     reads = rng.geometric(0.5, len(owner)).astype(np.int64)
     order = np.lexsort((owner, end, start, chrom))
     owner, chrom, start, end, reads = owner[order], chrom[order], start[order], end[order], reads[order]
-    fragments = pd.DataFrame({"chrom": np.array(chrom_names, dtype=object)[chrom], "start": start, "end": end,
-                              "barcode": all_barcodes[owner], "count": reads})
+    del order
+    fragments = pd.DataFrame({"chrom": pd.Categorical.from_codes(chrom, chrom_names), "start": start, "end": end,
+                              "barcode": pd.Categorical.from_codes(owner, all_barcodes), "count": reads})
 
     peak_hit = _in_peak(chrom, start, end, peaks, chrom_names)
     n_all = len(all_barcodes)
@@ -143,6 +159,9 @@ def _other_barcodes(rng, n, taken):
     return np.array(unique_barcodes(rng, n, taken, oversample=1, extra=4), dtype=object)
 
 
+WRITE_ROWS = 1_000_000
+
+
 def write_fragments(fragments: pd.DataFrame, path, index_path, atomic, genome="synthetic"):
     """bgzip + tabix (pysam) ``fragments`` to ``path`` and ``index_path``, both atomically."""
     import pysam
@@ -152,7 +171,8 @@ def write_fragments(fragments: pd.DataFrame, path, index_path, atomic, genome="s
         try:
             with open(plain, "w") as handle:
                 handle.write(f"# id=scmvp_simulated\n# reference_genome={genome}\n")
-                fragments.to_csv(handle, sep="\t", header=False, index=False)
+                for first in range(0, len(fragments), WRITE_ROWS):     # bounded text buffers
+                    fragments.iloc[first: first + WRITE_ROWS].to_csv(handle, sep="\t", header=False, index=False)
             pysam.tabix_compress(plain, gz_tmp, force=True)
         finally:
             if os.path.exists(plain):
