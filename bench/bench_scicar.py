@@ -84,8 +84,8 @@ def run(config, seed, data):
     latent = model.get_latent()
     ari, nmi = evaluate(latent, labels, seed)
     n_used = len(np.unique(model.get_clusters(latent))) if model.module.prior is not None else 1
-    return {"ari": ari, "nmi": nmi, "knn": knn_accuracy(latent, labels), "seconds": seconds, "epochs": len(history), "seconds_to_0.63": reached,
-            "n_components": model.module.n_components or 1, "components_used": n_used,
+    return {"ari": ari, "nmi": nmi, "knn": knn_accuracy(latent, labels), "seconds": seconds, "epochs": len(history),
+            "seconds_to_0.63": reached, "n_components": model.module.n_components or 1, "components_used": n_used,
             "params_M": model.n_parameters() / 1e6}
 
 
