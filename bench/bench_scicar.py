@@ -118,13 +118,14 @@ def main(argv=None):
             rows.append(dict(variant=variant, seed=seed, **r))
             print(f"{variant}\t{seed}\t{r['ari']:.3f}\t{r['nmi']:.3f}\t{r['knn']:.3f}\t{r['seconds']:.1f}\t{r['seconds_to_0.63']:.1f}\t{r['epochs']}\t"
                   f"{r['n_components']}\t{r['components_used']}\t{r['params_M']:.2f}", flush=True)
-    for method in args.baselines:
-        from scmvp import baselines
+    from scmvp import baselines
 
+    for method in args.baselines:
         for seed in args.seeds:
             embedding, _ = baselines.embed(method, mdata, seed=seed, threads=args.threads)
-            ari, nmi = evaluate(np.asarray(embedding), data[4], seed)
-            knn = knn_accuracy(np.asarray(embedding), data[4])
+            embedding = np.asarray(embedding)
+            ari, nmi = evaluate(embedding, data[4], seed)
+            knn = knn_accuracy(embedding, data[4])
             rows.append(dict(variant=method, seed=seed, ari=ari, nmi=nmi, knn=knn, seconds=float("nan"),
                              components_used=0))
             print(f"{method}\t{seed}\t{ari:.3f}\t{nmi:.3f}\t{knn:.3f}", flush=True)

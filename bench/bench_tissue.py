@@ -51,8 +51,7 @@ def score(embedding, labels, seed):
 
 def label_kinds(sim, labels):
     """'chromatin-only' / 'RNA-only' / 'both' for each label (simulate_tissue records the single-modality types)."""
-    extra = getattr(sim, "extra", None) or {}
-    chromatin, rna = set(extra.get("chromatin_only", [])), set(extra.get("rna_only", []))
+    chromatin, rna = set(sim.extra.get("chromatin_only", [])), set(sim.extra.get("rna_only", []))
     return ["chromatin-only" if label in chromatin else "RNA-only" if label in rna else "both" for label in labels]
 
 
