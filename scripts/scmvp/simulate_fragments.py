@@ -44,13 +44,13 @@ def _lengths(rng, n, mix):
     return np.choose(kind, [nfr, mono, di]).astype(np.int64)
 
 
-def _background(rng, n, chrom_sizes):
+def _background(rng, n, chrom_sizes, dtypes):
     """``n`` fragments uniform over the genome: (chrom index, start, end)."""
     lengths = np.array(list(chrom_sizes.values()), dtype=float)
     chrom = rng.choice(len(lengths), size=n, p=lengths / lengths.sum())
     size = _lengths(rng, n, BACKGROUND_LENGTH_MIX)
     start = (rng.random(n) * (lengths[chrom] - 600)).astype(np.int64)
-    return chrom, start, start + size
+    return chrom.astype(dtypes["chrom"]), start.astype(dtypes["position"]), (start + size).astype(dtypes["position"])
 
 
 def _in_peak(chrom, start, end, peaks, chrom_names):
@@ -68,12 +68,12 @@ def _in_peak(chrom, start, end, peaks, chrom_names):
     return hit
 
 
-def _peak_fragments(rng, atac, peaks, genes, code):
+def _peak_fragments(rng, atac, peaks, genes, code, dtypes):
     """(cell, chrom code, start, end) of the fragments in peaks: one per two cut sites, rounded up; promoter
     fragments centred near the gene's TSS. Its temporaries are freed on return."""
     coo = atac.tocoo()
     counts = (coo.data.astype(np.int64) + 1) // 2
-    cell = np.repeat(coo.row.astype(np.int64), counts)
+    cell = np.repeat(coo.row.astype(dtypes["owner"]), counts)
     peak = np.repeat(coo.col.astype(np.int64), counts)
     del coo, counts
     p_start, p_end = peaks["start"].to_numpy(np.int64)[peak], peaks["end"].to_numpy(np.int64)[peak]
@@ -85,10 +85,17 @@ def _peak_fragments(rng, atac, peaks, genes, code):
     del tss
     mid = np.where(promoter, np.clip(near_tss, p_start, p_end - 1), mid)
     del near_tss, promoter, p_start, p_end
-    f_chrom = peaks["chrom"].map(code).to_numpy(np.int64)[peak]
+    f_chrom = peaks["chrom"].map(code).to_numpy(dtypes["chrom"])[peak]
     del peak
     f_start = np.maximum(0, mid - size // 2)
-    return cell, f_chrom, f_start, f_start + size
+    return cell, f_chrom, f_start.astype(dtypes["position"]), (f_start + size).astype(dtypes["position"])
+
+
+def _compact_dtypes(n_barcodes: int, chrom_sizes) -> dict:
+    """The smallest integer types of the per-fragment columns (tens of millions of rows at 10k cells: int32
+    positions and barcode codes and an int8 chromosome code take 13 bytes a fragment instead of 32)."""
+    return {"owner": np.min_scalar_type(-n_barcodes), "chrom": np.min_scalar_type(-len(chrom_sizes)),
+            "position": np.min_scalar_type(-(max(chrom_sizes.values()) + 1000))}
 
 
 def simulate_fragments(barcodes, atac, rna, peaks, genes, chrom_sizes, seed: int):
@@ -99,8 +106,10 @@ def simulate_fragments(barcodes, atac, rna, peaks, genes, chrom_sizes, seed: int
     chrom_names = list(chrom_sizes)
     code = {c: i for i, c in enumerate(chrom_names)}
     n_cells = len(barcodes)
+    n_non_cells = int(round(NON_CELL_SHARE * n_cells))
+    dtypes = _compact_dtypes(n_cells + n_non_cells, chrom_sizes)
 
-    cell, f_chrom, f_start, f_end = _peak_fragments(rng, atac, peaks, genes, code)
+    cell, f_chrom, f_start, f_end = _peak_fragments(rng, atac, peaks, genes, code, dtypes)
 
     # background: ~30% of a cell's fragments (most of them in low-quality cells)
     in_peaks = np.bincount(cell, minlength=n_cells)
@@ -108,14 +117,14 @@ def simulate_fragments(barcodes, atac, rna, peaks, genes, chrom_sizes, seed: int
     low = rng.random(n_cells) < LOW_QUALITY_SHARE
     frip[low] = np.clip(rng.normal(0.25, 0.05, int(low.sum())), 0.1, 0.4)
     n_bg = rng.poisson(in_peaks * (1 - frip) / frip)
-    bg_cell = np.repeat(np.arange(n_cells), n_bg)
-    bg_chrom, bg_start, bg_end = _background(rng, len(bg_cell), chrom_sizes)
+    bg_cell = np.repeat(np.arange(n_cells, dtype=dtypes["owner"]), n_bg)
+    bg_chrom, bg_start, bg_end = _background(rng, len(bg_cell), chrom_sizes, dtypes)
 
     # barcodes that are not cells
-    non_cells = _other_barcodes(rng, int(round(NON_CELL_SHARE * n_cells)), set(barcodes))
+    non_cells = _other_barcodes(rng, n_non_cells, set(barcodes))
     n_nc = rng.poisson(15, len(non_cells)) + 1
-    nc_cell = np.repeat(np.arange(len(non_cells)) + n_cells, n_nc)
-    nc_chrom, nc_start, nc_end = _background(rng, len(nc_cell), chrom_sizes)
+    nc_cell = np.repeat(np.arange(n_cells, n_cells + len(non_cells), dtype=dtypes["owner"]), n_nc)
+    nc_chrom, nc_start, nc_end = _background(rng, len(nc_cell), chrom_sizes, dtypes)
 
     all_barcodes = np.concatenate([barcodes, non_cells])
     # memory: every per-fragment array is dropped as soon as it is merged (tens of millions of fragments at
@@ -128,7 +137,7 @@ def simulate_fragments(barcodes, atac, rna, peaks, genes, chrom_sizes, seed: int
     del f_start, bg_start, nc_start
     end = np.concatenate([f_end, bg_end, nc_end])
     del f_end, bg_end, nc_end
-    reads = rng.geometric(0.5, len(owner)).astype(np.int64)
+    reads = rng.geometric(0.5, len(owner)).astype(np.int16)    # P(more than 60 reads) < 1e-18
     order = np.lexsort((owner, end, start, chrom))
     owner, chrom, start, end, reads = owner[order], chrom[order], start[order], end[order], reads[order]
     del order
