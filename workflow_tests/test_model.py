@@ -536,6 +536,24 @@ def test_reconstruction_does_not_train_the_prior(small_sim):
     assert all(p.grad is not None and torch.any(p.grad != 0) for p in prior)
 
 
+@pytest.mark.parametrize("moves_joint", [True, False])
+def test_cycle_moves_the_joint_posterior_only_when_asked(small_sim, monkeypatch, moves_joint):
+    """model.cycle_moves_joint: the cycle KL's gradient reaches the joint posterior head through its target
+    (the paper's loss) only when true; false keeps q(z|x,y) a fixed target of the cycle."""
+    model = build(small_sim, cycle_moves_joint=moves_joint)
+    module = model.module
+    decode = module.decode
+    # cut the other path from the cycle to the joint posterior (z -> decoded profiles -> single encoders)
+    monkeypatch.setattr(module, "decode", lambda *a, **k: tuple(t.detach() for t in decode(*a, **k)))
+    out = module.loss(model.data.batch(np.arange(32), "cpu"), beta=1.0, use_cycle=True,
+                      idf=torch.from_numpy(model.data.idf))
+    out["cycle"].backward()
+    head = list(module.posterior.parameters())
+    reached = any(p.grad is not None and torch.any(p.grad != 0) for p in head)
+    assert float(out["cycle"]) > 0 and reached == moves_joint
+    assert any(p.grad is not None and torch.any(p.grad != 0) for p in module.rna_only.parameters())
+
+
 def test_em_update_resets_the_optimizer_state_of_the_prior(small_sim):
     """EM overwrites pi, mu_c, sigma_c: AdamW's moments of the old values must not push the new ones."""
     from scmvp.model.trainer import Trainer, build_optimizer

@@ -275,8 +275,9 @@ class SCMVPModule(nn.Module):
     def __init__(self, n_genes, n_peaks, n_latent=20, n_hidden=128, n_components=1, n_tokens=64, n_heads=4,
                  n_transformer_layers=2, top_genes_attended=256, attention_dim=64, prior="gmm", rna_encoder="attention",
                  atac_encoder="attention", cycle=True, cluster_guidance=True, atac_weight=1.0, dropout=0.1,
-                 n_batches=0, encode_batch=False, gmm_min_variance=0.0):
+                 n_batches=0, encode_batch=False, gmm_min_variance=0.0, cycle_moves_joint=True):
         super().__init__()
+        self.cycle_moves_joint = bool(cycle_moves_joint)
         self.gmm_min_variance = float(gmm_min_variance)
         self.prior_kind, self.use_cycle, self.cluster_guidance = prior, cycle, cluster_guidance
         self.atac_weight = float(atac_weight)
@@ -420,9 +421,12 @@ class SCMVPModule(nn.Module):
             if use_cycle:
                 expr_hat = torch.log1p(rna_scale * RNA_SCALE)
                 atac_values = _tfidf_dense(zip_mean_of(atac_scale, atac_dropout, batch["atac_library"]), idf)
-                cycle = (D.kl_normal_normal(mu, logvar, *self.encode_rna_only(expr=expr_hat, batch_index=batch_index))
-                         + D.kl_normal_normal(mu, logvar, *self.encode_atac_only(values=atac_values,
-                                                                                 batch_index=batch_index)))
+                # with cycle_moves_joint the KL also pulls q(z|x,y) towards what one modality's profile alone
+                # can encode: a consensus term that merges types only one modality tells apart
+                target = (mu, logvar) if self.cycle_moves_joint else (mu_d, logvar_d)
+                cycle = (D.kl_normal_normal(*target, *self.encode_rna_only(expr=expr_hat, batch_index=batch_index))
+                         + D.kl_normal_normal(*target, *self.encode_atac_only(values=atac_values,
+                                                                               batch_index=batch_index)))
         total = rna_nll + self.atac_weight * atac_nll + beta * kl + align + cycle
         terms = {"rna_nll": rna_nll, "atac_nll": atac_nll, "kl": kl, "align": align, "cycle": cycle,
                  "total": total}

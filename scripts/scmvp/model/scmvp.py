@@ -115,7 +115,8 @@ class SCMVP:
             prior=cfg["prior"], rna_encoder=cfg["rna_encoder"], atac_encoder=cfg["atac_encoder"],
             cycle=cfg["cycle"], cluster_guidance=cfg["cluster_guidance"],
             atac_weight=cfg["atac_weight"], n_batches=self.n_batches,
-            encode_batch=cfg["encode_batch"], gmm_min_variance=cfg["gmm_min_variance"]).to(self.device)
+            encode_batch=cfg["encode_batch"], gmm_min_variance=cfg["gmm_min_variance"],
+            cycle_moves_joint=cfg["cycle_moves_joint"]).to(self.device)
 
     @classmethod
     def from_mudata(cls, mdata, config: dict | None = None, path=None, batch_key=_FROM_CONFIG,
