@@ -1,7 +1,7 @@
 """scMVP vs the baselines on the hard simulated tissue (scmvp.simulate_tissue), over seeds.
 
     .venv/bin/python bench/bench_tissue.py [--seeds 0 1 2 3 4] [--methods scmvp rna_pca atac_lsi wnn]
-        [--cells 4000] [--set atac_weight=0.1 ...] [--out bench_results/tissue.tsv] [--per-label]
+        [--cells 4000] [--set atac_weight=0.1 ...] [--out bench_results/tissue.tsv] [--per-label] [--every 10]
 
 Seed s simulates the tissue with seed s and runs every method with seed s, so the spread covers both the data
 and the methods. Every method gets the same raw counts of the same cells (the baselines' own normalisation;
@@ -10,6 +10,8 @@ scMVP with its defaults plus any --set). Scores: KMeans (k = the true number of 
 embedding. Prints one row per method and seed, then mean +- sd per method; `--per-label` also prints each
 label's kNN recall per method (mean over seeds; `scmvp.metrics.knn_label_recall`) with the label's kind
 (chromatin-only / RNA-only types are told apart by one modality only), i.e. which types an embedding loses.
+`--every N` also scores scMVP's latent after every N epochs of training (`# curve` lines: the same scores and
+the single-modality labels' recall), e.g. with `--set n_epochs=60 early_stopping_patience=0`.
 """
 from __future__ import annotations
 
@@ -26,13 +28,13 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "scripts"))
 
 
-def embed(method, mdata, seed, model_settings, threads):
+def embed(method, mdata, seed, model_settings, threads, on_epoch_end=None):
     if method == "scmvp":
         from scmvp.model import SCMVP
 
         cfg = {"device": "cpu", "threads": threads, "seed": seed, **model_settings}
         model = SCMVP(mdata.mod["rna"].X, mdata.mod["atac"].X, mdata.mod["atac"].var, cfg)
-        model.train(progress=False)
+        model.train(progress=False, on_epoch_end=on_epoch_end)
         return model.get_latent()
     from scmvp import baselines
 
@@ -47,6 +49,25 @@ def score(embedding, labels, seed):
     scores = metrics.clustering_scores(labels, metrics.kmeans(embedding, k, seed=0))
     knn = metrics.knn_label_transfer(embedding, labels, seed=0)
     return {"ari": scores["ari"], "nmi": scores["nmi"], **knn}
+
+
+def curve_scorer(sim, seed, every):
+    """on_epoch_end callback: scores of the latent after every `every` completed epochs (a training curve)."""
+    from scmvp import metrics
+
+    single = [label for label, kind in zip(sorted(set(sim.labels)), label_kinds(sim, sorted(set(sim.labels))))
+              if kind != "both"]
+
+    def callback(epochs_done, model):
+        if epochs_done % every:
+            return
+        latent = model.get_latent()
+        scores = score(latent, sim.labels, seed)
+        recall = metrics.knn_label_recall(latent, sim.labels, seed=0)
+        print(f"# curve seed {seed} epoch {epochs_done}: ari {scores['ari']:.3f} knn {scores['knn_accuracy']:.3f} "
+              f"balanced {scores['knn_balanced_accuracy']:.3f} | single-modality recall "
+              + " ".join(f"{label} {recall[label]:.2f}" for label in single), flush=True)
+    return callback
 
 
 def label_kinds(sim, labels):
@@ -66,6 +87,7 @@ def main(argv=None):
     parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="scMVP model settings")
     parser.add_argument("--out", type=Path, help="also write the rows to this tsv")
     parser.add_argument("--per-label", action="store_true", help="also print the kNN recall of every label")
+    parser.add_argument("--every", type=int, default=0, help="score scMVP's latent every N epochs of training")
     args = parser.parse_args(argv)
     settings = {}
     for item in args.set:
@@ -85,7 +107,8 @@ def main(argv=None):
         mdata = to_mudata(sim)
         for method in args.methods:
             start = time.perf_counter()
-            embedding = embed(method, mdata, seed, settings, args.threads)
+            curve = curve_scorer(sim, seed, args.every) if args.every and method == "scmvp" else None
+            embedding = embed(method, mdata, seed, settings, args.threads, curve)
             seconds = time.perf_counter() - start
             row = {"method": method, "seed": seed, **score(np.asarray(embedding), sim.labels, seed),
                    "seconds": round(seconds, 1)}
