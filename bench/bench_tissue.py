@@ -55,8 +55,8 @@ def curve_scorer(sim, seed, every):
     """on_epoch_end callback: scores of the latent after every `every` completed epochs (a training curve)."""
     from scmvp import metrics
 
-    single = [label for label, kind in zip(sorted(set(sim.labels)), label_kinds(sim, sorted(set(sim.labels))))
-              if kind != "both"]
+    labels = sorted(set(sim.labels))
+    single = [label for label, kind in zip(labels, label_kinds(sim, labels)) if kind != "both"]
 
     def callback(epochs_done, model):
         if epochs_done % every:

@@ -41,6 +41,8 @@ Design choices worth knowing:
 * Cycle: single-modality encoders q(z|x), q(z|y) are trained at every epoch on the real inputs to match the
   joint posterior (KL(stop_grad q(z|x,y) || q(z|.)), the `align` term); from `cycle_start_epoch` the decoded
   means pass through them and KL(q(z|x,y) || q(z|x_hat)) + KL(q(z|x,y) || q(z|y_hat)) is added (`cycle`).
+  Its gradient also moves q(z|x,y) towards what each decoded profile alone encodes (a consensus: types that one
+  modality alone tells apart merge); `cycle_moves_joint: false` makes q(z|x,y) a fixed target of that KL.
 * Precision (`precision`): bf16 autocast (auto: on CUDA devices with bf16) covers the encoders and hidden
   layers only; the posterior heads, the decoders' output layers and every likelihood/KL term run in float32
   (autocast off), so X_scmvp and the imputed values are float32 computations. The NB log theta is clamped
