@@ -4,8 +4,9 @@
         [--methods scmvp rna_pca atac_lsi wnn mofa scvi multivi] [--cores 2] [--out bench_results/pipeline]
         [--set model.n_epochs=20 ...]
 
-For each size it writes a config (one simulated dataset in the Cell Ranger ARC layout, the default settings
-otherwise), runs the whole workflow to the report with `snakemake --cores N`, and reads Snakemake's own
+For each size it writes a config (one simulated dataset in the Cell Ranger ARC layout, one benchmark seed, scVI /
+MultiVI / the validation's scVI capped at 50 epochs as in config/config.yaml, the default settings otherwise),
+runs the whole workflow to the report with `snakemake --cores N`, and reads Snakemake's own
 `benchmark:` files (wall seconds `s`, peak resident set `max_rss` in MB) of every rule. A run that stops
 part-way still reports the rules that finished; rerunning resumes it. Prints one table per size and writes
 `{out}/{cells}/rules.tsv`.
@@ -44,8 +45,11 @@ def write_config(path: Path, results: Path, cells: int, genes: int, peaks: int, 
             "technology": "simulated", "genome": "synthetic",
             "simulate": {"n_cells": cells, "n_genes": genes, "n_peaks": peaks, "n_types": 8, "seed": 0},
         }},
-        "benchmark": {"methods": list(methods)},
-        "validation": {"diffusion_components": 2},
+        # one seed, and the example config's epoch caps for the scVI-based steps (scvi-tools' own defaults, 400-500
+        # epochs at 10k cells, take hours on a CPU; config/config.yaml says why)
+        "benchmark": {"methods": list(methods), "seeds": [0], "scvi": {"max_epochs": 50},
+                      "multivi": {"max_epochs": 50}},
+        "validation": {"diffusion_components": 2, "scvi_max_epochs": 50},
     }
     for section, values in overrides.items():
         config.setdefault(section, {}).update(values)
