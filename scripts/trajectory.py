@@ -8,9 +8,10 @@ import pandas as pd
 
 from scmvp.baselines import atac_lsi, rna_pca
 from scmvp.errors import InputError
+from scmvp.pseudotime import diffusion_pseudotime, pseudotime_agreement, trajectory_cells
 from scmvp.references import read_pseudotime
 from scmvp.rule import atomic_path, run, write_tsv
-from scmvp.validation import H5muLayers, diffusion_pseudotime, pseudotime_agreement, trajectory_cells
+from scmvp.validation import H5muLayers
 from scmvp.validation_plots import plot_trajectory
 
 log = logging.getLogger("scmvp.trajectory")

@@ -14,7 +14,7 @@ import scipy.sparse as sp
 
 from conftest import snakemake
 from scmvp import baselines, metrics
-from scmvp.validation import diffusion_pseudotime, pseudotime_agreement
+from scmvp.pseudotime import diffusion_pseudotime, pseudotime_agreement
 
 N_CELLS = 12_000
 N_TYPES = 5

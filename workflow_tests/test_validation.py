@@ -14,10 +14,11 @@ from scipy.stats import pearsonr, spearmanr
 from conftest import snakemake
 from scmvp.errors import InputError
 from scmvp.references import read_bed
+from scmvp.pseudotime import diffusion_pseudotime, pseudotime_agreement, trajectory_cells
 from scmvp.validation import (H5muLayers, atac_table, bulk_by_label, bulk_rna_correlations, bulk_supported_peaks,
-                              chunk_rows_for, de_overlap, diffusion_pseudotime, iter_csr_rows, log_normalized,
-                              match_genes, normalize_rows, pseudotime_agreement, raw_called_peaks,
-                              rowwise_correlations, top_called_peaks, top_de_genes, trajectory_cells)
+                              chunk_rows_for, de_overlap, iter_csr_rows, log_normalized, match_genes,
+                              normalize_rows, raw_called_peaks, rowwise_correlations, top_called_peaks,
+                              top_de_genes)
 
 # ------------------------------------------------------------------------------------------- bulk RNA
 
