@@ -94,6 +94,27 @@ def test_sparse_zip_sum_equals_the_dense_sum_and_its_gradient():
     torch.testing.assert_close(sparse_logits.grad, dense_logits.grad, rtol=1e-10, atol=1e-10)
 
 
+def test_decoded_tfidf_matches_the_composed_form_and_its_gradient():
+    """The cycle's input transform of the decoded ATAC (written-out gradient) = autograd of the plain formula."""
+    from scmvp.model.module import _DecodedTFIDF
+
+    rng = np.random.default_rng(6)
+    scale = torch.softmax(torch.tensor(rng.normal(0, 2, (5, 300))), -1).requires_grad_(True)
+    logits = torch.tensor(rng.normal(-1, 1.5, (5, 300)), requires_grad=True)
+    idf_scaled = torch.tensor(rng.uniform(0.1, 5, 300)) * 1e4
+    y = torch.sigmoid(-logits) * scale * 1234.0            # the library cancels: any value
+    composed = torch.log1p(y / y.sum(-1, keepdim=True) * idf_scaled)
+    weights = torch.tensor(rng.normal(0, 1, (5, 300)))
+    (composed * weights).sum().backward()
+    expected = (composed.detach(), scale.grad.clone(), logits.grad.clone())
+    scale.grad = logits.grad = None
+    ours = _DecodedTFIDF.apply(scale, logits, idf_scaled)
+    (ours * weights).sum().backward()
+    torch.testing.assert_close(ours.detach(), expected[0], rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(scale.grad, expected[1], rtol=1e-9, atol=1e-9)
+    torch.testing.assert_close(logits.grad, expected[2], rtol=1e-9, atol=1e-12)
+
+
 def _random_gmm(rng, k, d):
     log_pi = torch.log_softmax(torch.tensor(rng.normal(0, 1, k)), 0)
     return log_pi, torch.tensor(rng.normal(0, 2, (k, d))), torch.tensor(rng.normal(0, 0.5, (k, d)))

@@ -35,20 +35,50 @@ def log_zip(y, rate, dropout_logits, eps: float = 1e-8):
     return torch.where(y > 0, log_pos, log_p0)
 
 
+class _SparseZIPLogLikelihood(torch.autograd.Function):
+    """Per-row sum of log ZIP(y | rate, pi = sigmoid(logits)) for sparse y, with the gradient written out.
+
+    log p(0) = log(sigmoid(d) + sigmoid(-d) e^-r) = logaddexp(d, -r) - softplus(d) at every entry, then at each
+    non-zero log p(y) - log p(0) = y log r - r - log y! - logaddexp(d, -r) (the log(1 - pi) = -softplus(d) of both
+    cancels). Gradients: at a zero d/dr = sigmoid(r + d) - 1, d/dd = sigmoid(r + d) - sigmoid(d); at a non-zero
+    d/dr = y / r - 1, d/dd = -sigmoid(d). Over every peak of a minibatch this is the largest elementwise cost of
+    a training step; autograd of the composed form makes ~3x as many full-size passes and two dense zero-filled
+    buffers for the gathers.
+    """
+
+    @staticmethod
+    def forward(ctx, rate, logits, rows, cols, counts, eps):
+        rate_nz, logits_nz = rate[rows, cols], logits[rows, cols]
+        log_p0 = torch.logaddexp(logits, rate.neg())
+        log_p0 -= F.softplus(logits)
+        correction = (counts * torch.log(rate_nz + eps) - rate_nz - torch.lgamma(counts + 1.0)
+                      - torch.logaddexp(logits_nz, -rate_nz))
+        ctx.save_for_backward(rate, logits, rows, cols, counts, rate_nz, logits_nz)
+        ctx.eps = eps
+        return log_p0.sum(-1).index_add_(0, rows, correction)
+
+    @staticmethod
+    def backward(ctx, grad):
+        rate, logits, rows, cols, counts, rate_nz, logits_nz = ctx.saved_tensors
+        grad_row = grad.unsqueeze(-1)
+        s = torch.sigmoid(rate + logits)
+        grad_logits = (s - torch.sigmoid(logits)).mul_(grad_row)
+        grad_rate = s.sub_(1.0).mul_(grad_row)
+        grad_nz = grad[rows]
+        grad_rate[rows, cols] = grad_nz * (counts / (rate_nz + ctx.eps) - 1.0)
+        grad_logits[rows, cols] = -grad_nz * torch.sigmoid(logits_nz)
+        return grad_rate, grad_logits, None, None, None, None
+
+
 def log_zip_sum_sparse(rate, dropout_logits, rows, cols, counts, eps: float = 1e-8):
     """Per-cell ``log_zip(y, rate, dropout_logits).sum(-1)`` with ``y`` given by its non-zeros (``rows``,
     ``cols``, ``counts``; at most one entry per (row, col)).
 
-    Every entry gets log p(0) (cheap: no log of the rate, no lgamma); each non-zero is then corrected by
-    log p(y) - log p(0). On sparse ATAC (1-5 % non-zero) this avoids the Poisson term on the zeros and the dense
-    target matrix; the value is the same as the dense sum up to float rounding.
+    Every entry gets log p(0) (cheap: no log of the rate, no lgamma); each non-zero is then corrected. On sparse
+    ATAC (1-5 % non-zero) this avoids the Poisson term on the zeros and the dense target matrix; the value and
+    the gradients are the dense sum's up to float rounding (see _SparseZIPLogLikelihood).
     """
-    log_pi = -F.softplus(-dropout_logits)
-    log_one_minus_pi = -F.softplus(dropout_logits)
-    log_p0 = torch.logaddexp(log_pi, log_one_minus_pi - rate)
-    rate_nz = rate[rows, cols]
-    log_pos = log_one_minus_pi[rows, cols] + counts * torch.log(rate_nz + eps) - rate_nz - torch.lgamma(counts + 1.0)
-    return log_p0.sum(-1).index_add(0, rows, log_pos - log_p0[rows, cols])
+    return _SparseZIPLogLikelihood.apply(rate, dropout_logits, rows, cols, counts.to(rate.dtype), eps)
 
 
 def zip_mean(rate, dropout_logits):

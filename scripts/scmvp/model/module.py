@@ -420,7 +420,7 @@ class SCMVPModule(nn.Module):
                      + D.kl_normal_normal(mu_d, logvar_d, *self.encode_atac_only(batch)))
             if use_cycle:
                 expr_hat = torch.log1p(rna_scale * RNA_SCALE)
-                atac_values = _tfidf_dense(zip_mean_of(atac_scale, atac_dropout, batch["atac_library"]), idf)
+                atac_values = _decoded_atac_tfidf(atac_scale, atac_dropout, idf)
                 # with cycle_moves_joint the KL also pulls q(z|x,y) towards what one modality's profile alone
                 # can encode: a consensus term that merges types only one modality tells apart
                 target = (mu, logvar) if self.cycle_moves_joint else (mu_d, logvar_d)
@@ -435,12 +435,36 @@ class SCMVPModule(nn.Module):
         return out
 
 
-def zip_mean_of(atac_scale, atac_dropout, library):
-    return D.zip_mean(atac_scale * library.unsqueeze(-1), atac_dropout)
+class _DecodedTFIDF(torch.autograd.Function):
+    """x = log1p(a * y / sum(y)) with y = sigmoid(-d) * s, per row, with the gradient written out.
+
+    With u1 = 1 + a y / S and q = sigmoid(-d): dL/du = g / u1; dL/dy = (a dL/du - c) / S where
+    c = sum_j dL/du_j (u1_j - 1) = sum g - sum dL/du; dL/ds = dL/dy q; dL/dd = -dL/dy s q (1 - q).
+    Autograd of the composed form makes ~1.5x as many passes over the cells x peaks matrix.
+    """
+
+    @staticmethod
+    def forward(ctx, scale, logits, idf_scaled):
+        q = torch.sigmoid(logits.neg())
+        y = q * scale
+        total = y.sum(-1, keepdim=True).clamp_min_(1e-12)
+        u1 = y.mul_(idf_scaled).div_(total).add_(1.0)
+        ctx.save_for_backward(scale, q, u1, total, idf_scaled)
+        return torch.log(u1)
+
+    @staticmethod
+    def backward(ctx, grad):
+        scale, q, u1, total, idf_scaled = ctx.saved_tensors
+        grad_u = grad / u1
+        c = grad.sum(-1, keepdim=True) - grad_u.sum(-1, keepdim=True)
+        grad_y = grad_u.mul_(idf_scaled).sub_(c).div_(total)
+        grad_scale = grad_y.mul_(q)
+        grad_logits = (q - 1.0).mul_(scale).mul_(grad_scale)
+        return grad_scale, grad_logits, None
 
 
-def _tfidf_dense(y, idf):
-    """The encoders' TF-IDF-like input transform applied to dense (decoded) ATAC values."""
+def _decoded_atac_tfidf(atac_scale, atac_dropout, idf):
+    """The encoders' TF-IDF-like input transform, log1p(y / sum(y) * idf * ATAC_SCALE), of the decoded ZIP means
+    y = sigmoid(-dropout) * scale * library; the library cancels in y / sum(y), so it is left out."""
     from .data import ATAC_SCALE
-    tf = y / y.sum(-1, keepdim=True).clamp_min(1e-8)
-    return torch.log1p(tf * idf * ATAC_SCALE)
+    return _DecodedTFIDF.apply(atac_scale, atac_dropout, idf * ATAC_SCALE)

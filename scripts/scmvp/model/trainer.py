@@ -120,9 +120,10 @@ def build_optimizer(module, cfg):
     gmm = module.gmm_parameters()
     if gmm:
         groups.append({"params": gmm, "name": "gmm"})
-    # Not fused: fused AdamW took a CPU step at 100k peaks from 626 to 504 ms, but its different rounding moved the
-    # example-scale test (3,000 cells, seed 0) from ARI >= 0.9 to 0.81; kept off until validated over seeds.
-    return torch.optim.AdamW(groups, lr=cfg["lr"], weight_decay=cfg["weight_decay"])
+    # foreach (the multi-tensor path; PyTorch's default only on CUDA): the same arithmetic as the per-tensor loop,
+    # bitwise, at ~2/3 of its time on CPU. Not fused: fused AdamW took a CPU step at 100k peaks from 626 to 504 ms,
+    # but its different rounding moved the example-scale test (3,000 cells, seed 0) from ARI >= 0.9 to 0.81.
+    return torch.optim.AdamW(groups, lr=cfg["lr"], weight_decay=cfg["weight_decay"], foreach=True)
 
 
 class Trainer:
