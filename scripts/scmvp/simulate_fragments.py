@@ -44,124 +44,145 @@ def _lengths(rng, n, mix):
     return np.choose(kind, [nfr, mono, di]).astype(np.int64)
 
 
-def _background(rng, n, chrom_sizes, dtypes):
-    """``n`` fragments uniform over the genome: (chrom index, start, end)."""
-    lengths = np.array(list(chrom_sizes.values()), dtype=float)
-    chrom = rng.choice(len(lengths), size=n, p=lengths / lengths.sum())
+def _background(rng, n, chrom_size, dtypes):
+    """``n`` fragments uniform over one chromosome of ``chrom_size`` bp: (start, end)."""
     size = _lengths(rng, n, BACKGROUND_LENGTH_MIX)
-    start = (rng.random(n) * (lengths[chrom] - 600)).astype(np.int64)
-    return chrom.astype(dtypes["chrom"]), start.astype(dtypes["position"]), (start + size).astype(dtypes["position"])
+    start = (rng.random(n) * (chrom_size - 600)).astype(np.int64)
+    return start.astype(dtypes["position"]), (start + size).astype(dtypes["position"])
 
 
-def _in_peak(chrom, start, end, peaks, chrom_names):
-    """Whether each fragment overlaps a peak (peaks sorted and disjoint per chromosome)."""
-    hit = np.zeros(len(chrom), dtype=bool)
-    for c, name in enumerate(chrom_names):
-        on = peaks["chrom"].to_numpy() == name
-        sel = np.flatnonzero(chrom == c)
-        if not on.any() or not len(sel):
-            continue
-        p_start, p_end = peaks["start"].to_numpy()[on], peaks["end"].to_numpy()[on]
-        j = np.searchsorted(p_start, end[sel], side="left") - 1  # last peak starting before the fragment ends
-        ok = j >= 0
-        hit[sel[ok]] = p_end[j[ok]] > start[sel[ok]]
+def _in_peak(start, end, peaks):
+    """Whether each fragment overlaps one of ``peaks`` (all on the fragments' chromosome, sorted, disjoint)."""
+    p_start, p_end = peaks["start"].to_numpy(), peaks["end"].to_numpy()
+    j = np.searchsorted(p_start, end, side="left") - 1     # last peak starting before the fragment ends
+    hit = np.zeros(len(start), dtype=bool)
+    ok = j >= 0
+    hit[ok] = p_end[j[ok]] > start[ok]
     return hit
 
 
-def _peak_fragments(rng, atac, peaks, genes, code, dtypes):
-    """(cell, chrom code, start, end) of the fragments in peaks: one per two cut sites, rounded up; promoter
-    fragments centred near the gene's TSS. Its temporaries are freed on return."""
-    coo = atac.tocoo()
-    counts = (coo.data.astype(np.int64) + 1) // 2
-    cell = np.repeat(coo.row.astype(dtypes["owner"]), counts)
-    peak = np.repeat(coo.col.astype(np.int64), counts)
-    del coo, counts
+def _peak_fragments(rng, counts, peaks, genes, dtypes):
+    """(cell, start, end) of the fragments in ``peaks`` (all on one chromosome) from their cut-site ``counts``
+    (cells x those peaks): one per two cut sites, rounded up; promoter fragments centred near the gene's TSS."""
+    coo = counts.tocoo()
+    per_entry = (coo.data.astype(np.int64) + 1) // 2
+    cell = np.repeat(coo.row.astype(dtypes["owner"]), per_entry)
+    peak = np.repeat(coo.col.astype(np.int64), per_entry)
+    del coo, per_entry
     p_start, p_end = peaks["start"].to_numpy(np.int64)[peak], peaks["end"].to_numpy(np.int64)[peak]
     size = _lengths(rng, len(peak), PEAK_LENGTH_MIX)
     mid = p_start + (rng.random(len(peak)) * (p_end - p_start)).astype(np.int64)
     promoter = peaks["kind"].to_numpy()[peak] == "promoter"
     tss = genes["tss"].to_numpy(np.int64)[np.maximum(peaks["origin_gene"].to_numpy()[peak], 0)]
+    del peak
     near_tss = np.rint(rng.normal(tss, TSS_SD)).astype(np.int64)
     del tss
     mid = np.where(promoter, np.clip(near_tss, p_start, p_end - 1), mid)
     del near_tss, promoter, p_start, p_end
-    f_chrom = peaks["chrom"].map(code).to_numpy(dtypes["chrom"])[peak]
-    del peak
     f_start = np.maximum(0, mid - size // 2)
-    return cell, f_chrom, f_start.astype(dtypes["position"]), (f_start + size).astype(dtypes["position"])
+    return cell, f_start.astype(dtypes["position"]), (f_start + size).astype(dtypes["position"])
 
 
 def _compact_dtypes(n_barcodes: int, chrom_sizes) -> dict:
     """The smallest integer types of the per-fragment columns (tens of millions of rows at 10k cells: int32
-    positions and barcode codes and an int8 chromosome code take 13 bytes a fragment instead of 32)."""
-    return {"owner": np.min_scalar_type(-n_barcodes), "chrom": np.min_scalar_type(-len(chrom_sizes)),
+    positions and barcode codes take 10 bytes a fragment instead of 24)."""
+    return {"owner": np.min_scalar_type(-n_barcodes),
             "position": np.min_scalar_type(-(max(chrom_sizes.values()) + 1000))}
 
 
-def simulate_fragments(barcodes, atac, rna, peaks, genes, chrom_sizes, seed: int):
-    """Fragments (DataFrame chrom, start, end, barcode, count; sorted) and the per-barcode metrics table of the
-    cells ``barcodes`` with cut-site counts ``atac`` (cells x ``peaks``) and RNA counts ``rna`` (for the UMI
-    column); ``genes`` gives the TSS of each promoter peak's gene."""
-    rng = np.random.default_rng([seed, 7])
-    chrom_names = list(chrom_sizes)
-    code = {c: i for i, c in enumerate(chrom_names)}
-    n_cells = len(barcodes)
-    n_non_cells = int(round(NON_CELL_SHARE * n_cells))
-    dtypes = _compact_dtypes(n_cells + n_non_cells, chrom_sizes)
+class SimulatedFragments:
+    """The fragments of the cells ``barcodes`` with cut-site counts ``atac`` (cells x ``peaks``; RNA counts
+    ``rna`` for the UMI columns; ``genes`` gives the TSS of each promoter peak's gene) and the per-barcode metrics.
 
-    cell, f_chrom, f_start, f_end = _peak_fragments(rng, atac, peaks, genes, code, dtypes)
+    Drawn one chromosome at a time (:meth:`chunks`, in the genome's order, each sorted by start): memory is
+    bounded by the largest chromosome's fragments, not the whole file's (~236M fragments at 50k cells x 100k
+    peaks). :meth:`metrics` is complete once every chunk has been drawn. Same arguments -> same fragments.
+    """
 
-    # background: ~30% of a cell's fragments (most of them in low-quality cells)
-    in_peaks = np.bincount(cell, minlength=n_cells)
-    frip = np.clip(rng.normal(0.7, 0.05, n_cells), 0.5, 0.9)
-    low = rng.random(n_cells) < LOW_QUALITY_SHARE
-    frip[low] = np.clip(rng.normal(0.25, 0.05, int(low.sum())), 0.1, 0.4)
-    n_bg = rng.poisson(in_peaks * (1 - frip) / frip)
-    bg_cell = np.repeat(np.arange(n_cells, dtype=dtypes["owner"]), n_bg)
-    bg_chrom, bg_start, bg_end = _background(rng, len(bg_cell), chrom_sizes, dtypes)
+    def __init__(self, barcodes, atac, rna, peaks, genes, chrom_sizes, seed: int):
+        self.rng = np.random.default_rng([seed, 7])
+        self.atac, self.rna, self.peaks, self.genes = atac.tocsr(), rna, peaks, genes
+        self.chrom_names = list(chrom_sizes)
+        self.chrom_sizes = chrom_sizes
+        n_cells = self.n_cells = len(barcodes)
+        rng = self.rng
+        non_cells = _other_barcodes(rng, int(round(NON_CELL_SHARE * n_cells)), set(barcodes))
+        self.barcodes = np.concatenate([barcodes, non_cells])
+        self.dtypes = _compact_dtypes(len(self.barcodes), chrom_sizes)
+        # background: ~30% of a cell's fragments (most of them in low-quality cells), spread over the genome by
+        # chromosome length; barcodes that are not cells get a few background fragments each
+        in_peaks = np.asarray(_half_up(self.atac).sum(axis=1)).ravel()
+        frip = np.clip(rng.normal(0.7, 0.05, n_cells), 0.5, 0.9)
+        low = rng.random(n_cells) < LOW_QUALITY_SHARE
+        frip[low] = np.clip(rng.normal(0.25, 0.05, int(low.sum())), 0.1, 0.4)
+        n_background = np.r_[rng.poisson(in_peaks * (1 - frip) / frip), rng.poisson(15, len(non_cells)) + 1]
+        lengths = np.array(list(chrom_sizes.values()), dtype=float)
+        self.background = rng.multinomial(n_background, lengths / lengths.sum())     # barcodes x chromosomes
+        n_all = len(self.barcodes)
+        self.total = np.zeros(n_all, dtype=np.int64)
+        self.in_peak = np.zeros(n_all, dtype=np.int64)
+        self.reads = np.zeros(n_all, dtype=np.int64)
+        self.drawn = 0
 
-    # barcodes that are not cells
-    non_cells = _other_barcodes(rng, n_non_cells, set(barcodes))
-    n_nc = rng.poisson(15, len(non_cells)) + 1
-    nc_cell = np.repeat(np.arange(n_cells, n_cells + len(non_cells), dtype=dtypes["owner"]), n_nc)
-    nc_chrom, nc_start, nc_end = _background(rng, len(nc_cell), chrom_sizes, dtypes)
+    def chunks(self):
+        """One DataFrame (chrom, start, end, barcode, count; sorted by start) per chromosome."""
+        rng, dtypes, peaks = self.rng, self.dtypes, self.peaks
+        peak_chrom = peaks["chrom"].to_numpy()
+        for c, name in enumerate(self.chrom_names):
+            on = np.flatnonzero(peak_chrom == name)
+            here = peaks.iloc[on]
+            cell, f_start, f_end = _peak_fragments(rng, self.atac[:, on], here, self.genes, dtypes)
+            n_bg = self.background[:, c]
+            bg_owner = np.repeat(np.arange(len(n_bg), dtype=dtypes["owner"]), n_bg)
+            bg_start, bg_end = _background(rng, len(bg_owner), self.chrom_sizes[name], dtypes)
+            owner = np.concatenate([cell, bg_owner])
+            del cell, bg_owner
+            start = np.concatenate([f_start, bg_start])
+            del f_start, bg_start
+            end = np.concatenate([f_end, bg_end])
+            del f_end, bg_end
+            reads = rng.geometric(0.5, len(owner)).astype(np.int16)    # P(more than 60 reads) < 1e-18
+            order = np.lexsort((owner, end, start))
+            owner, start, end, reads = owner[order], start[order], end[order], reads[order]
+            del order
+            self.total += np.bincount(owner, minlength=len(self.total))
+            self.reads += np.bincount(owner, weights=reads, minlength=len(self.reads)).astype(np.int64)
+            hit = _in_peak(start, end, here)
+            self.in_peak += np.bincount(owner[hit], minlength=len(self.in_peak))
+            del hit
+            self.drawn += 1
+            yield pd.DataFrame({"chrom": pd.Categorical.from_codes(np.full(len(owner), c, dtype=np.int8),
+                                                                   self.chrom_names),
+                                "start": start, "end": end,
+                                "barcode": pd.Categorical.from_codes(owner, self.barcodes), "count": reads})
 
-    all_barcodes = np.concatenate([barcodes, non_cells])
-    # memory: every per-fragment array is dropped as soon as it is merged (tens of millions of fragments at
-    # 10k cells), and the table keeps chromosome and barcode as codes (categoricals), not Python strings
-    owner = np.concatenate([cell, bg_cell, nc_cell])
-    del cell, bg_cell, nc_cell
-    chrom = np.concatenate([f_chrom, bg_chrom, nc_chrom])
-    del f_chrom, bg_chrom, nc_chrom
-    start = np.concatenate([f_start, bg_start, nc_start])
-    del f_start, bg_start, nc_start
-    end = np.concatenate([f_end, bg_end, nc_end])
-    del f_end, bg_end, nc_end
-    reads = rng.geometric(0.5, len(owner)).astype(np.int16)    # P(more than 60 reads) < 1e-18
-    order = np.lexsort((owner, end, start, chrom))
-    owner, chrom, start, end, reads = owner[order], chrom[order], start[order], end[order], reads[order]
-    del order
-    fragments = pd.DataFrame({"chrom": pd.Categorical.from_codes(chrom, chrom_names), "start": start, "end": end,
-                              "barcode": pd.Categorical.from_codes(owner, all_barcodes), "count": reads})
+    def metrics(self) -> pd.DataFrame:
+        """ARC's per_barcode_metrics.csv columns, counted from the drawn fragments."""
+        if self.drawn != len(self.chrom_names):
+            raise RuntimeError("the per-barcode metrics need every chromosome's fragments drawn first")
+        n_all, n_cells = len(self.barcodes), self.n_cells
+        n_other = n_all - n_cells
+        return pd.DataFrame({
+            "barcode": self.barcodes,
+            "gex_barcode": self.barcodes,
+            "atac_barcode": self.barcodes,
+            "is_cell": (np.arange(n_all) < n_cells).astype(int),
+            "excluded_reason": 0,
+            "gex_umis_count": np.r_[np.asarray(self.rna.sum(axis=1)).ravel(), np.zeros(n_other)].astype(np.int64),
+            "gex_genes_count": np.r_[np.diff(self.rna.tocsr().indptr), np.zeros(n_other)].astype(np.int64),
+            "atac_raw_reads": self.reads,
+            "atac_fragments": self.total,
+            "atac_peak_region_fragments": self.in_peak,
+            "atac_peak_region_cutsites": np.r_[np.asarray(self.atac.sum(axis=1)).ravel(),
+                                               np.zeros(n_other)].astype(np.int64),
+        }).sort_values("barcode", kind="stable").reset_index(drop=True)
 
-    peak_hit = _in_peak(chrom, start, end, peaks, chrom_names)
-    n_all = len(all_barcodes)
-    total = np.bincount(owner, minlength=n_all)
-    metrics = pd.DataFrame({
-        "barcode": all_barcodes,
-        "gex_barcode": all_barcodes,
-        "atac_barcode": all_barcodes,
-        "is_cell": (np.arange(n_all) < n_cells).astype(int),
-        "excluded_reason": 0,
-        "gex_umis_count": np.r_[np.asarray(rna.sum(axis=1)).ravel(), np.zeros(len(non_cells))].astype(np.int64),
-        "gex_genes_count": np.r_[np.diff(rna.tocsr().indptr), np.zeros(len(non_cells))].astype(np.int64),
-        "atac_raw_reads": np.bincount(owner, weights=reads, minlength=n_all).astype(np.int64),
-        "atac_fragments": total,
-        "atac_peak_region_fragments": np.bincount(owner[peak_hit], minlength=n_all),
-        "atac_peak_region_cutsites": np.r_[np.asarray(atac.sum(axis=1)).ravel(),
-                                           np.zeros(len(non_cells))].astype(np.int64),
-    }).sort_values("barcode", kind="stable").reset_index(drop=True)
-    return fragments, metrics
+
+def _half_up(counts):
+    """Fragments per (cell, peak): one per two cut sites, rounded up."""
+    out = counts.copy()
+    out.data = (out.data.astype(np.int64) + 1) // 2
+    return out
 
 
 def _other_barcodes(rng, n, taken):
@@ -171,8 +192,9 @@ def _other_barcodes(rng, n, taken):
 WRITE_ROWS = 1_000_000
 
 
-def write_fragments(fragments: pd.DataFrame, path, index_path, atomic, genome="synthetic"):
-    """bgzip + tabix (pysam) ``fragments`` to ``path`` and ``index_path``, both atomically."""
+def write_fragments(chunks, path, index_path, atomic, genome="synthetic"):
+    """bgzip + tabix (pysam) the fragment DataFrames ``chunks`` (in file order) to ``path`` and ``index_path``,
+    both atomically."""
     import pysam
 
     with atomic(path) as gz_tmp, atomic(index_path) as tbi_tmp:
@@ -180,10 +202,25 @@ def write_fragments(fragments: pd.DataFrame, path, index_path, atomic, genome="s
         try:
             with open(plain, "w") as handle:
                 handle.write(f"# id=scmvp_simulated\n# reference_genome={genome}\n")
-                for first in range(0, len(fragments), WRITE_ROWS):     # bounded text buffers
-                    fragments.iloc[first: first + WRITE_ROWS].to_csv(handle, sep="\t", header=False, index=False)
+                for fragments in chunks:
+                    for first in range(0, len(fragments), WRITE_ROWS):     # bounded text buffers
+                        fragments.iloc[first: first + WRITE_ROWS].to_csv(handle, sep="\t", header=False,
+                                                                          index=False)
             pysam.tabix_compress(plain, gz_tmp, force=True)
         finally:
             if os.path.exists(plain):
                 os.remove(plain)
         pysam.tabix_index(gz_tmp, preset="bed", force=True, index=tbi_tmp)
+
+
+def write_simulated_fragments(barcodes, atac, rna, peaks, genes, chrom_sizes, seed: int, path, index_path, atomic,
+                              genome="synthetic") -> pd.DataFrame:
+    """Draw the fragments (:class:`SimulatedFragments`), write them to ``path`` (+ ``index_path``; ``path``
+    None: drawn for the metrics only) and return the per-barcode metrics."""
+    fragments = SimulatedFragments(barcodes, atac, rna, peaks, genes, chrom_sizes, seed)
+    if path:
+        write_fragments(fragments.chunks(), path, index_path, atomic, genome)
+    else:
+        for _ in fragments.chunks():
+            pass
+    return fragments.metrics()

@@ -20,8 +20,9 @@ peaks); its cells are split over ``n_samples`` libraries, and each library gets 
 ``samples.tsv`` (sample, technology, path, labels, donor, condition; paths relative to the sheet) and
 ``truth.tsv`` (per library: cells, depth, peaks called, and the expected merged peak count) next to them. With
 ``fragments=True`` (the default) each ``outs/`` also gets Cell Ranger ARC's ``atac_fragments.tsv.gz`` (+ ``.tbi``)
-and ``per_barcode_metrics.csv``, drawn by :func:`scmvp.simulate_fragments.simulate_fragments` from the library's
-thinned counts in the true peaks (so a shallow library has fewer fragments), named by the library's own barcodes.
+and ``per_barcode_metrics.csv``, drawn by :func:`scmvp.simulate_fragments.write_simulated_fragments` from the
+library's thinned counts in the true peaks (so a shallow library has fewer fragments), named by the library's own
+barcodes.
 
 Command line (the package is under scripts/)::
 
@@ -200,12 +201,12 @@ def write_arc_folder(lib: Library, genes: pd.DataFrame, folder, genome="syntheti
 def write_arc_fragments(sim: SimulatedSamples, lib: Library, outs):
     """``atac_fragments.tsv.gz`` (+ ``.tbi``) and ``per_barcode_metrics.csv`` of one library in ``outs``."""
     from .rule import atomic_path
-    from .simulate_fragments import simulate_fragments, write_fragments
+    from .simulate_fragments import write_simulated_fragments
 
-    fragments, metrics = simulate_fragments(lib.barcodes, lib.atac_true, lib.rna, sim.true_peaks, sim.genes,
-                                            sim.chrom_sizes, lib.fragments_seed)
     path = os.path.join(outs, "atac_fragments.tsv.gz")
-    write_fragments(fragments, path, path + ".tbi", atomic_path, sim.genome)
+    metrics = write_simulated_fragments(lib.barcodes, lib.atac_true, lib.rna, sim.true_peaks, sim.genes,
+                                        sim.chrom_sizes, lib.fragments_seed, path, path + ".tbi", atomic_path,
+                                        sim.genome)
     with atomic_path(os.path.join(outs, "per_barcode_metrics.csv")) as tmp:
         metrics.to_csv(tmp, index=False)
 

@@ -109,12 +109,11 @@ def write_simulated(sim: SimulatedDataset, paths: dict, atomic=None):
     with atomic(paths["matrix"]) as tmp:
         write_arc_h5(sim, tmp)
     if paths.get("fragments") or paths.get("barcode_metrics"):
-        from .simulate_fragments import simulate_fragments, write_fragments
+        from .simulate_fragments import write_simulated_fragments
 
-        fragments, metrics = simulate_fragments(sim.barcodes, sim.atac, sim.rna, sim.peaks, sim.genes, sim.chrom_sizes,
-                                                 sim.extra["marks_seed"])
-        if paths.get("fragments"):
-            write_fragments(fragments, paths["fragments"], paths["fragments_index"], atomic, sim.genome)
+        metrics = write_simulated_fragments(sim.barcodes, sim.atac, sim.rna, sim.peaks, sim.genes, sim.chrom_sizes,
+                                            sim.extra["marks_seed"], paths.get("fragments"),
+                                            paths.get("fragments_index"), atomic, sim.genome)
         if paths.get("barcode_metrics"):
             with atomic(paths["barcode_metrics"]) as tmp:
                 metrics.to_csv(tmp, index=False)
