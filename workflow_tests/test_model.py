@@ -596,6 +596,58 @@ def test_em_update_resets_the_optimizer_state_of_the_prior(small_sim):
 
 
 
+def test_split_merge_move_splits_a_shared_component_and_merges_an_oversplit_pair():
+    """Clusters B and C share component 2 while cluster A is split over components 0 and 1: the move splits 2 and
+    merges 0 + 1 (BIC); a mixture that already matches the clusters is left alone."""
+    from scmvp.model.gmm_moves import propose_split_merge
+
+    rng = np.random.default_rng(3)
+    centres = np.array([[0.0, 0.0], [8.0, 0.0], [8.0, 3.0], [0.0, 8.0]])       # A, B, C, D (B, C close)
+    z = np.concatenate([rng.normal(c, 0.5, (300, 2)) for c in centres])
+    cluster = np.repeat(np.arange(4), 300)
+    # component 0 / 1: the two halves of A (split at x = 0); 2: B + C; 3: D
+    assignment = np.select([(cluster == 0) & (z[:, 0] < 0), cluster == 0, cluster == 3], [0, 1, 3], 2)
+    def mixture(assign, k):
+        weights = np.bincount(assign, minlength=k) / len(assign)
+        means = np.stack([z[assign == c].mean(0) for c in range(k)])
+        variances = np.stack([z[assign == c].var(0) for c in range(k)]) + 0.1
+        return weights, means, variances
+    move = propose_split_merge(z, assignment, *mixture(assignment, 4), min_cells=20, seed=0)
+    assert move is not None and move.split == 2 and {move.kept, move.freed} == {0, 1}
+    assert move.gain > move.cost
+    np.testing.assert_allclose(move.weights.sum(), 1.0)
+    split_means = move.means[[move.split, move.freed]]
+    assert sorted(np.round(split_means[:, 1]).astype(int).tolist()) == [0, 3]      # B and C apart
+    np.testing.assert_allclose(move.means[move.kept], z[cluster == 0].mean(0), atol=0.1)
+    # the merged slot carries the posterior-variance offset (0.1) too: moment matching of the two halves of A
+    assert np.all(move.variances[move.kept] > z[cluster == 0].var(0))
+    assert propose_split_merge(z, cluster, *mixture(cluster, 4), min_cells=20, seed=0) is None
+
+
+def test_split_merge_moves_the_prior_and_the_cluster_embeddings_together(small_sim):
+    """With gmm_split_merge the EM step applies a move to the prior and the decoders' cluster embeddings (merged
+    slot = weighted mean of the pair's, freed slot = the split component's), and says so in the history."""
+    from scmvp.model.gmm_moves import SplitMerge
+    from scmvp.model.trainer import Trainer, build_optimizer
+
+    model = build(small_sim, n_components=4, gmm_split_merge=True)
+    trainer = Trainer(model, progress=False)
+    model.module.attach_gmm(4)
+    cells = np.arange(small_sim.rna.shape[0])
+    model.module.prior.set(*trainer.fit_gmm(cells)[1:])
+    trainer.optimizer = build_optimizer(model.module, model.config)
+    assert set(trainer.em_update(cells)) == {"reseeded_components", "split_merge"}
+    emb = model.module.rna_decoder.guidance.embedding
+    before = emb.detach().clone()
+    old_weights = np.array([0.1, 0.3, 0.2, 0.4])
+    move = SplitMerge(split=3, freed=1, kept=0, gain=5.0, cost=1.0, weights=None, means=None, variances=None)
+    trainer._move_guidance(move, old_weights)
+    torch.testing.assert_close(emb[0], (0.1 * before[0] + 0.3 * before[1]) / 0.4)
+    torch.testing.assert_close(emb[1], before[3])
+    torch.testing.assert_close(emb[2], before[2])
+    torch.testing.assert_close(emb[3], before[3])
+
+
 def test_gmm_min_variance_floors_every_component_through_fit_em_and_gradient_steps(small_sim):
     """model.gmm_min_variance: no component's variance drops below the floor, whatever EM or the KL gradient
     would set; 0 (the default) leaves the fitted variances as they are."""

@@ -23,7 +23,9 @@ Design choices worth knowing:
   after which AdamW's moments of the prior's parameters are reset (they belonged to the overwritten values).
   Components left with fewer than `gmm_min_fraction` of the cells are re-seeded by splitting the heaviest
   component: by gradient alone components died one by one (sci-CAR: 1-3 of ~10 left, some seeds collapsed
-  to one cluster).
+  to one cluster). With `gmm_split_merge` (default off) the EM step may also split one component whose cells'
+  latent means two Gaussians describe better (BIC) and merge the two components cheapest to describe as one
+  (scmvp.model.gmm_moves; the decoders' cluster embeddings follow the move).
   `n_components: auto` = number of Leiden clusters (kNN graph, resolution 1) of the warm-up latent.
 * Optimisation: an epoch has at least `min_steps_per_epoch` steps (further shuffled passes over a small
   dataset), so the schedules counted in epochs (GMM warm-up, KL warm-up, cycle start) get enough optimizer

@@ -187,9 +187,36 @@ class Trainer:
             means[c], variances[c] = means[big] + shift, variances[big].clone()
             means[big] = means[big] - shift
             weights[c] = weights[big] = weights[big] / 2
-        prior.set(weights.numpy(), means.numpy(), variances.numpy())
+        weights, means, variances = weights.numpy(), means.numpy(), variances.numpy()
+        moves = {"reseeded_components": len(dead)}
+        if self.cfg["gmm_split_merge"]:
+            from .gmm_moves import propose_split_merge
+
+            move = propose_split_merge(latent, gamma.argmax(1).numpy(), weights, means, variances, int(min_cells),
+                                       self.cfg["seed"])
+            moves["split_merge"] = int(move is not None)
+            if move is not None:
+                log.info("GMM: component %d split (BIC gain %.0f), components %d and %d merged (cost %.0f)",
+                         move.split, move.gain, move.kept, move.freed, move.cost)
+                self._move_guidance(move, weights)
+                weights, means, variances = move.weights, move.means, move.variances
+        prior.set(weights, means, variances)
         self.reset_optimizer_state(prior.parameters())
-        return len(dead)
+        return moves
+
+    @torch.no_grad()
+    def _move_guidance(self, move, old_weights):
+        """The decoders' cluster embeddings follow a split-merge move: the merged slot gets the weighted mean of
+        the pair's, the freed slot a copy of the split component's."""
+        module = self.model.module
+        w_kept, w_freed = float(old_weights[move.kept]), float(old_weights[move.freed])
+        for decoder in (module.rna_decoder, module.atac_decoder):
+            if decoder.guidance is None:
+                continue
+            emb = decoder.guidance.embedding
+            emb[move.kept] = (w_kept * emb[move.kept] + w_freed * emb[move.freed]) / max(w_kept + w_freed, 1e-12)
+            emb[move.freed] = emb[move.split]
+            self.reset_optimizer_state([emb])
 
     def reset_optimizer_state(self, params):
         """Forget AdamW's moments of `params` (after EM overwrote them: the old moments belong to other values)."""
@@ -275,7 +302,7 @@ class Trainer:
             train_terms, beta, active = self.run_epoch(train_cells, epoch, True, rng)
             row = {"epoch": epoch + 1, "beta": beta, "n_active_components": active, "batch_size": self.batch_size}
             if module.prior is not None and cfg["gmm_em"]:
-                row["reseeded_components"] = self.em_update(train_cells)
+                row.update(self.em_update(train_cells))
                 module.train()
             row.update({f"train_{t}": v for t, v in train_terms.items()})
             if len(val_cells):
