@@ -64,11 +64,10 @@ def _in_peak(start, end, peaks):
 def _peak_fragments(rng, counts, peaks, genes, dtypes):
     """(cell, start, end) of the fragments in ``peaks`` (all on one chromosome) from their cut-site ``counts``
     (cells x those peaks): one per two cut sites, rounded up; promoter fragments centred near the gene's TSS."""
-    coo = counts.tocoo()
-    per_entry = (coo.data.astype(np.int64) + 1) // 2
-    cell = np.repeat(coo.row.astype(dtypes["owner"]), per_entry)
-    peak = np.repeat(coo.col.astype(np.int64), per_entry)
-    del coo, per_entry
+    coo = _half_up(counts).tocoo()
+    cell = np.repeat(coo.row.astype(dtypes["owner"]), coo.data)
+    peak = np.repeat(coo.col.astype(np.int64), coo.data)
+    del coo
     p_start, p_end = peaks["start"].to_numpy(np.int64)[peak], peaks["end"].to_numpy(np.int64)[peak]
     size = _lengths(rng, len(peak), PEAK_LENGTH_MIX)
     mid = p_start + (rng.random(len(peak)) * (p_end - p_start)).astype(np.int64)
