@@ -18,8 +18,10 @@ rule simulate:
         "../envs/core.yaml"
     threads: 1
     resources:
-        # measured: 5,000 cells x 100k peaks x 10k genes peaked at 1.2 GB, 85 s
-        mem_mb=lambda wildcards, attempt: 4000 * attempt,
+        # linear in the cells: measured 1.3 GB at 10,000 cells x 100k peaks, 6.9 GB for the data and its
+        # fragments at 50,000 (bench/RESULTS.md, "The 45-minute target")
+        mem_mb=lambda wc, attempt: max(4000, int(0.2 * dataset(wc.ds).get("simulate", {}).get("n_cells", 3000)))
+        * attempt,
         runtime=lambda wildcards, attempt: 30 * attempt,
     script:
         "../scripts/simulate.py"
