@@ -42,8 +42,8 @@ class _SparseZIPLogLikelihood(torch.autograd.Function):
     non-zero log p(y) - log p(0) = y log r - r - log y! - logaddexp(d, -r) (the log(1 - pi) = -softplus(d) of both
     cancels). Gradients: at a zero d/dr = sigmoid(r + d) - 1, d/dd = sigmoid(r + d) - sigmoid(d); at a non-zero
     d/dr = y / r - 1, d/dd = -sigmoid(d). Over every peak of a minibatch this is the largest elementwise cost of
-    a training step; autograd of the composed form makes ~3x as many full-size passes and two dense zero-filled
-    buffers for the gathers.
+    a training step; autograd of the composed form makes more full-size passes and two dense zero-filled buffers
+    for the gathers (bench/RESULTS.md, "A faster training step").
     """
 
     @staticmethod

@@ -440,7 +440,7 @@ class _DecodedTFIDF(torch.autograd.Function):
 
     With u1 = 1 + a y / S and q = sigmoid(-d): dL/du = g / u1; dL/dy = (a dL/du - c) / S where
     c = sum_j dL/du_j (u1_j - 1) = sum g - sum dL/du; dL/ds = dL/dy q; dL/dd = -dL/dy s q (1 - q).
-    Autograd of the composed form makes ~1.5x as many passes over the cells x peaks matrix.
+    Autograd of the composed form makes more passes over the cells x peaks matrix (bench/RESULTS.md, stop 15).
     """
 
     @staticmethod
