@@ -178,10 +178,13 @@ class SimulatedFragments:
 
 
 def _half_up(counts):
-    """Fragments per (cell, peak): one per two cut sites, rounded up."""
-    out = counts.copy()
-    out.data = (out.data.astype(np.int64) + 1) // 2
-    return out
+    """Fragments per (cell, peak) of CSR cut-site ``counts``: one per two cut sites, rounded up. Shares the
+    sparsity structure of ``counts`` and keeps integer data in its own type (at 50k cells x 100k peaks a full
+    copy in int64 was ~3.6 GB on top of the simulated data)."""
+    import scipy.sparse as sp
+
+    data = counts.data if counts.data.dtype.kind in "iu" else counts.data.astype(np.int64)
+    return sp.csr_matrix(((data + 1) // 2, counts.indices, counts.indptr), shape=counts.shape)
 
 
 def _other_barcodes(rng, n, taken):
