@@ -163,13 +163,16 @@ def _scrublet(rna, qc: QCConfig, seed: int = 0, what: str = "") -> pd.DataFrame:
     counts = ad.AnnData(rna.X.copy(), obs=pd.DataFrame(index=rna.obs_names.copy()),
                         var=pd.DataFrame(index=rna.var_names.copy()))
     n_comps = max(2, min(30, rna.n_obs - 1, rna.n_vars - 1))
+    # exact neighbours at every size: at 50,000 cells scanpy's automatic choice (pynndescent) was the preprocess
+    # rule's 14-minute phase and its 18.7 GB peak; the exact search takes 75 s, 11.8 GB, the same doublets
+    # (bench/RESULTS.md, "The scMVP path at 20,000 and 50,000 cells")
     for _ in range(2):
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 sc.pp.scrublet(counts, random_state=seed, threshold=qc.doublet_threshold, n_prin_comps=n_comps,
                                expected_doublet_rate=qc.expected_doublet_rate, verbose=False,
-                               use_approx_neighbors=False if rna.n_obs <= 20_000 else None)
+                               use_approx_neighbors=False)
             break
         except ValueError as err:
             # scrublet keeps only its highly variable genes: a small panel can leave fewer than n_comps
