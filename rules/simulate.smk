@@ -18,8 +18,8 @@ rule simulate:
         "../envs/core.yaml"
     threads: 1
     resources:
-        # linear in the cells: measured 1.3 GB at 10,000 cells x 100k peaks, 6.9 GB for the data and its
-        # fragments at 50,000 (bench/RESULTS.md, "The 45-minute target")
+        # linear in the cells: the rule measured 1.3 / 3.1 / 7.9 GB at 10,000 / 20,000 / 50,000 cells x 100k peaks
+        # (bench/RESULTS.md, "The scMVP path at 20,000 and 50,000 cells")
         mem_mb=lambda wc, attempt: max(4000, int(0.2 * dataset(wc.ds).get("simulate", {}).get("n_cells", 3000)))
         * attempt,
         runtime=lambda wildcards, attempt: 30 * attempt,

@@ -164,8 +164,8 @@ def _scrublet(rna, qc: QCConfig, seed: int = 0, what: str = "") -> pd.DataFrame:
                         var=pd.DataFrame(index=rna.var_names.copy()))
     n_comps = max(2, min(30, rna.n_obs - 1, rna.n_vars - 1))
     # exact neighbours at every size: at 50,000 cells scanpy's automatic choice (pynndescent) was the preprocess
-    # rule's 14-minute phase and its 18.7 GB peak; the exact search takes 75 s, 11.8 GB, the same doublets
-    # (bench/RESULTS.md, "The scMVP path at 20,000 and 50,000 cells")
+    # rule's 14-minute phase, where its 18.7 GB peak came from (alone: 8.9 GB and rising after 5 min); the exact
+    # search takes 75 s, 11.8 GB, the same doublets (bench/RESULTS.md, "The scMVP path at 20,000 and 50,000 cells")
     for _ in range(2):
         try:
             with warnings.catch_warnings():
