@@ -3,9 +3,8 @@
 cell as an embedding tsv (barcode, dim_1..dim_n), what the benchmark reads."""
 import logging
 
-import mudata
-
 from scmvp.errors import require_file
+from scmvp.io.h5mu_parts import read_h5mu_layer
 from scmvp.model import SCMVP
 from scmvp.rule import run, write_tsv
 
@@ -14,7 +13,7 @@ log = logging.getLogger("scmvp.train")
 
 def main(smk):
     path = require_file(smk.input.mdata, "preprocessed MuData")
-    mdata = mudata.read_h5mu(path)
+    mdata = read_h5mu_layer(path, "counts")          # the model needs the raw counts only
     config = dict(smk.params.model, threads=smk.threads)
     model = SCMVP.from_mudata(mdata, config, path=path)
     log.info("scMVP on %d cells, %d genes, %d peaks, %s, device %s, %d parameters", model.data.n_cells,

@@ -720,6 +720,45 @@ def test_imputed_layers_in_float16_halve_the_file_and_keep_three_digits(small_si
         write_imputed(model, to_mudata(small_sim, labels=False), tmp_path / "x.h5mu", dtype="int8")
 
 
+def test_model_rules_read_the_counts_only_and_write_the_input_file_plus_the_model(small_sim, tmp_path):
+    """train / impute read obs, var and layers["counts"] of preprocessed.h5mu (not X, the TF-IDF layer, obsm);
+    imputed.h5mu is then the input file plus the model's additions, the same as writing the whole MuData."""
+    import mudata as md
+
+    from scmvp.io.h5mu_parts import read_h5mu_layer
+    from scmvp.model.imputation import write_imputed
+    from scmvp.simulate_write import to_mudata
+
+    full = to_mudata(small_sim)
+    full.mod["atac"].layers["tfidf"] = full.mod["atac"].X * 0.5
+    full.mod["atac"].obsm["X_lsi"] = np.ones((full.n_obs, 3), np.float32)
+    full.obs["sample"] = pd.Categorical(["lib_a"] * (full.n_obs // 2) + ["lib_b"] * (full.n_obs - full.n_obs // 2))
+    source = tmp_path / "preprocessed.h5mu"
+    full.write(source)
+    parts = read_h5mu_layer(source, "counts")
+    assert list(parts.mod) == ["rna", "atac"] and list(parts.obs_names) == list(full.obs_names)
+    for name in ("rna", "atac"):
+        assert parts.mod[name].X is None and list(parts.mod[name].layers) == ["counts"]
+        assert (parts.mod[name].layers["counts"] != full.mod[name].layers["counts"]).nnz == 0
+        pd.testing.assert_frame_equal(parts.mod[name].var, full.mod[name].var)
+    assert list(parts.obs["sample"]) == list(full.obs["sample"].astype(str))
+    assert list(parts.obs["label"]) == list(full.obs["label"])
+
+    model = SCMVP.from_mudata(parts, dict(FAST, n_epochs=1, batch_key=None))
+    model.train(progress=False)
+    write_imputed(model, parts, tmp_path / "from_parts.h5mu", source=source)
+    write_imputed(model, md.read_h5mu(source), tmp_path / "whole.h5mu")
+    ours, whole = md.read_h5mu(tmp_path / "from_parts.h5mu"), md.read_h5mu(tmp_path / "whole.h5mu")
+    np.testing.assert_array_equal(ours.obsm["X_scmvp"], whole.obsm["X_scmvp"])
+    assert list(ours.obs["scmvp_cluster"]) == list(whole.obs["scmvp_cluster"])
+    assert list(ours.obs["sample"].astype(str)) == list(full.obs["sample"].astype(str))
+    for name in ("rna", "atac"):
+        np.testing.assert_array_equal(ours.mod[name].layers["imputed"], whole.mod[name].layers["imputed"])
+        assert (ours.mod[name].X != full.mod[name].X).nnz == 0
+    assert (ours.mod["atac"].layers["tfidf"] != full.mod["atac"].layers["tfidf"]).nnz == 0
+    np.testing.assert_array_equal(ours.mod["atac"].obsm["X_lsi"], full.mod["atac"].obsm["X_lsi"])
+
+
 def test_minibatches_reach_the_device_unchanged_and_cuda_ones_through_pinned_memory():
     from scmvp.model.data import to_device
 

@@ -193,3 +193,40 @@ def test_scrublet_per_sample(caplog):
     pooled = doublet_scores(rna, QCConfig(per_sample=False), seed=0, samples=samples)
     assert np.array_equal(pooled["doublet_score"], doublet_scores(rna, QCConfig(), seed=0)["doublet_score"])
     assert not np.array_equal(pooled.loc[samples == "a", "doublet_score"], scores.loc[samples == "a", "doublet_score"])
+
+
+def test_scrublet_in_blocks_finds_the_same_doublets():
+    """Above qc.doublet_block_cells, scrublet scores random blocks alone: every cell is scored, each block as
+    scrublet scores it alone, and known doublets (sums of two cells of different types) still rank on top."""
+    import anndata as ad
+    from sklearn.metrics import roc_auc_score
+
+    from scmvp.qc import _scrublet, doublet_blocks
+    from scmvp.simulate import simulate
+
+    sim = simulate(n_cells=700, n_genes=300, n_peaks=500, n_types=6, n_chromosomes=2, seed=5)
+    counts = sim.rna.astype(np.float32).tocsr()
+    rng = np.random.default_rng(0)
+    labels = np.asarray(sim.labels)
+    first = rng.choice(len(labels), 40, replace=False)
+    second = np.array([rng.choice(np.flatnonzero(labels != labels[i])) for i in first])
+    import scipy.sparse as sp
+    matrix = sp.vstack([counts, counts[first] + counts[second]]).tocsr()
+    is_doublet = np.r_[np.zeros(counts.shape[0], bool), np.ones(len(first), bool)]
+    names = [f"c{i}" for i in range(matrix.shape[0])]
+    rna = ad.AnnData(matrix, obs=pd.DataFrame(index=names))
+
+    whole = doublet_scores(rna, QCConfig(doublet_block_cells=None), seed=0)
+    blocked = doublet_scores(rna, QCConfig(doublet_block_cells=400), seed=0)
+    blocks = doublet_blocks(rna.n_obs, 400, seed=0)
+    assert [len(b) for b in blocks] == [370, 370]
+    assert np.array_equal(np.sort(np.concatenate(blocks)), np.arange(rna.n_obs))
+    assert list(blocked.index) == names and blocked["doublet_score"].notna().all()
+    alone = _scrublet(rna[blocks[1]], QCConfig(), seed=0)
+    assert np.allclose(blocked["doublet_score"].to_numpy()[blocks[1]], alone["doublet_score"].to_numpy())
+    auc_whole = roc_auc_score(is_doublet, whole["doublet_score"])
+    auc_blocked = roc_auc_score(is_doublet, blocked["doublet_score"])
+    assert auc_whole > 0.8 and auc_blocked > 0.8 and abs(auc_whole - auc_blocked) < 0.1, (auc_whole, auc_blocked)
+    # at or under the block size: one piece, the same scores as without blocks
+    assert np.array_equal(doublet_scores(rna, QCConfig(doublet_block_cells=rna.n_obs), seed=0)["doublet_score"],
+                          whole["doublet_score"])

@@ -75,8 +75,11 @@ class PairedData:
         if self.rna.shape[0] < 2:
             raise InputError(path, "fewer than 2 cells")
         self.peak_order = genome_order(atac_var, path) if peak_order is None else np.asarray(peak_order)
-        self.atac = atac[:, self.peak_order].tocsr()
-        self.atac.sort_indices()
+        if np.array_equal(self.peak_order, np.arange(atac.shape[1])):
+            self.atac = atac                   # already in genome order: no second cells x peaks matrix
+        else:
+            self.atac = atac[:, self.peak_order].tocsr()
+            self.atac.sort_indices()
         self.n_cells, self.n_genes = self.rna.shape
         self.n_peaks = self.atac.shape[1]
         self.token = token_of_peaks(self.n_peaks, n_tokens)

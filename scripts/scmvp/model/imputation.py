@@ -35,12 +35,16 @@ def _dense_dataset(group, name, shape, chunk_rows, dtype="float32"):
 IMPUTE_DTYPES = ("float32", "float16")
 
 
-def write_imputed(model, mdata, path, chunk_size=None, annotate=None, reference_batch=None, dtype="float32"):
+def write_imputed(model, mdata, path, chunk_size=None, annotate=None, reference_batch=None, dtype="float32",
+                  source=None):
     """Add X_scmvp / scmvp_cluster to `mdata`, write it to `path` with the imputed layers, atomically.
 
     ``annotate(mdata)``, when given, runs once X_scmvp is set and before the file is written (the rule adds the
     latent's UMAP and Leiden clusters there). ``reference_batch``: decode every cell in this batch (None: in
     its own). ``dtype``: storage type of the imputed layers (float32 or float16; computed in float32).
+    ``source``: the .h5mu ``mdata`` was read from in part (:func:`scmvp.io.h5mu_parts.read_h5mu_layer`); the
+    output is then a copy of that file with ``mdata``'s global obs columns, obsm, obsp and uns added, so the
+    matrices that were not read are never in memory.
     """
     if dtype not in IMPUTE_DTYPES:
         raise ValueError(f"imputed layers are stored as one of {IMPUTE_DTYPES}, not {dtype!r}")
@@ -67,7 +71,10 @@ def write_imputed(model, mdata, path, chunk_size=None, annotate=None, reference_
     if model.gene_names is not None and model.gene_names != list(map(str, rna.var_names)):
         gene_columns = pd.Index(rna.var_names.astype(str)).get_indexer(model.gene_names)
     with atomic_path(path) as tmp:
-        mdata.write(tmp)
+        if source is None:
+            mdata.write(tmp)
+        else:
+            _copy_with_annotations(source, mdata, tmp)
         with h5py.File(tmp, "a") as h5:
             rna_ds = _dense_dataset(h5["mod/rna/layers"], "imputed", (rna.n_obs, rna.n_vars), chunk_size, dtype)
             atac_ds = _dense_dataset(h5["mod/atac/layers"], "imputed", (atac.n_obs, atac.n_vars), chunk_size,
@@ -84,3 +91,29 @@ def write_imputed(model, mdata, path, chunk_size=None, annotate=None, reference_
                 atac_ds[rows] = atac_imp.astype(dtype, copy=False)
     log.info("wrote %s: %d cells, latent %d, %d clusters", path, latent.shape[0], latent.shape[1],
              len(np.unique(clusters)))
+
+
+def _copy_with_annotations(source, mdata, path):
+    """``source`` copied to ``path``, plus the global obs columns of ``mdata`` that ``source`` lacks and every
+    global obsm / obsp / uns entry of ``mdata`` (replacing those of the same name)."""
+    import shutil
+
+    from anndata.io import read_elem, write_elem
+
+    shutil.copyfile(source, path)
+    with h5py.File(path, "a") as h5:
+        obs = read_elem(h5["obs"])
+        added = [c for c in mdata.obs.columns if c not in obs.columns]
+        if added:
+            obs = obs.join(mdata.obs[added])
+            del h5["obs"]
+            write_elem(h5, "obs", obs)
+        for slot in ("obsm", "obsp", "uns"):
+            entries = getattr(mdata, slot)
+            if not len(entries):
+                continue
+            group = h5.require_group(slot)
+            for key in entries.keys():
+                if key in group:
+                    del group[key]
+                write_elem(group, key, entries[key])
