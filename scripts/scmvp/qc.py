@@ -156,7 +156,7 @@ def doublet_blocks(n_cells: int, block_cells: int | None, seed: int = 0) -> list
     ``block_cells`` is None or not exceeded, otherwise ceil(n / block_cells) random blocks of equal size.
 
     Why: scrublet z-scores its highly variable genes and holds them dense for the observed cells and twice as
-    many simulated doublets; at 50,000 cells x ~4,000 HVGs that was 11.8 GB. Within a random block, doublets are
+    many simulated doublets; at 50,000 cells that was 11.8 GB in one piece (measured). Within a random block, doublets are
     simulated from, and compared with, a random subsample of the same cells, so the ratio of simulated doublets to
     observed cells around every cell -- the score -- estimates the same thing (with k = sqrt(block) / 2).
     """
