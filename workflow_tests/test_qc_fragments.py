@@ -230,3 +230,13 @@ def test_scrublet_in_blocks_finds_the_same_doublets():
     # at or under the block size: one piece, the same scores as without blocks
     assert np.array_equal(doublet_scores(rna, QCConfig(doublet_block_cells=rna.n_obs), seed=0)["doublet_score"],
                           whole["doublet_score"])
+    # per sample: only the sample above the block size is split, each sample's blocks drawn among its own cells
+    samples = pd.Series(np.where(np.arange(rna.n_obs) < 450, "a", "b"), index=names)
+    by_sample = doublet_scores(rna, QCConfig(doublet_block_cells=400), seed=0, samples=samples)
+    in_a, in_b = np.flatnonzero(samples == "a"), np.flatnonzero(samples == "b")
+    assert list(by_sample.index) == names and by_sample["doublet_score"].notna().all()
+    assert np.allclose(by_sample["doublet_score"].to_numpy()[in_b],
+                       _scrublet(rna[in_b], QCConfig(), seed=0)["doublet_score"].to_numpy())
+    second_of_a = in_a[doublet_blocks(len(in_a), 400, seed=0)[1]]
+    assert np.allclose(by_sample["doublet_score"].to_numpy()[second_of_a],
+                       _scrublet(rna[second_of_a], QCConfig(), seed=0)["doublet_score"].to_numpy())

@@ -142,12 +142,19 @@ def doublet_scores(rna, qc: QCConfig, seed: int = 0, samples: pd.Series | None =
     of more than ``qc.doublet_block_cells`` cells is scored in :func:`doublet_blocks`.
     """
     if samples is None or not qc.per_sample:
-        return _scrublet_in_blocks(rna, qc, seed)
-    own = samples.reindex(rna.obs_names).to_numpy()
+        groups = [(np.arange(rna.n_obs), "")]
+    else:
+        own = samples.reindex(rna.obs_names).to_numpy()
+        groups = [(np.flatnonzero(own == sample), f"sample {sample}: ") for sample in pd.unique(own)]
     parts = []
-    for sample in pd.unique(own):
-        log.info("scrublet on sample %s", sample)
-        parts.append(_scrublet_in_blocks(rna[own == sample], qc, seed, f"sample {sample}: "))
+    for positions, what in groups:
+        blocks = doublet_blocks(len(positions), qc.doublet_block_cells, seed)
+        if len(blocks) > 1:
+            log.info("%sscrublet on %d random blocks of ~%d cells (qc.doublet_block_cells %d)", what, len(blocks),
+                     len(blocks[0]), qc.doublet_block_cells)
+        for i, cells in enumerate(blocks):
+            where = f"{what}block {i + 1}/{len(blocks)}: " if len(blocks) > 1 else what
+            parts.append(_scrublet(rna[positions[cells]], qc, seed, where))
     return pd.concat(parts).reindex(pd.Index(rna.obs_names, name="barcode"))
 
 
@@ -165,17 +172,6 @@ def doublet_blocks(n_cells: int, block_cells: int | None, seed: int = 0) -> list
     n_blocks = -(-n_cells // block_cells)
     order = np.random.default_rng(seed).permutation(n_cells)
     return [np.sort(part) for part in np.array_split(order, n_blocks)]
-
-
-def _scrublet_in_blocks(rna, qc: QCConfig, seed: int = 0, what: str = "") -> pd.DataFrame:
-    blocks = doublet_blocks(rna.n_obs, qc.doublet_block_cells, seed)
-    if len(blocks) == 1:
-        return _scrublet(rna, qc, seed, what)
-    log.info("%sscrublet on %d random blocks of ~%d cells (qc.doublet_block_cells %d)", what, len(blocks),
-             len(blocks[0]), qc.doublet_block_cells)
-    parts = [_scrublet(rna[cells], qc, seed, f"{what}block {i + 1}/{len(blocks)}: ") for i, cells in
-             enumerate(blocks)]
-    return pd.concat(parts).reindex(pd.Index(rna.obs_names, name="barcode"))
 
 
 def _scrublet(rna, qc: QCConfig, seed: int = 0, what: str = "") -> pd.DataFrame:
