@@ -43,8 +43,11 @@ rule preprocess:
         "../envs/core.yaml"
     threads: 1
     resources:
-        # measured: 5,000 cells x 100k peaks x 10k genes (3% of peaks open) peaked at 1.2 GB, 45 s (LSI most)
-        mem_mb=lambda wildcards, attempt: 6000 * attempt,
+        # measured: 10k / 20k / 50k cells x 100k peaks peaked at 1.7 / 3.1 / 7.4 GB (bench/RESULTS.md, stops 16-17);
+        # ingested.h5mu (uncompressed sparse counts) is ~0.45x preprocessed.h5mu, 4.8 GB at 50k
+        # (the fragment files among the inputs are streamed, so only the h5mu counts)
+        mem_mb=lambda wildcards, input, attempt: max(6000, int(5 * os.path.getsize(input.mdata) / 1e6) + 2000)
+        * attempt,
         runtime=lambda wildcards, attempt: 60 * attempt,
     script:
         "../scripts/preprocess.py"
