@@ -44,7 +44,8 @@ rule preprocess:
     threads: 1
     resources:
         # measured: 10k / 20k / 50k cells x 100k peaks peaked at 1.7 / 3.1 / 7.4 GB (bench/RESULTS.md, stops 16-17);
-        # ingested.h5mu (uncompressed sparse counts) is ~0.45x preprocessed.h5mu, 4.8 GB at 50k
+        # ingested.h5mu (uncompressed sparse counts) is ~0.44x preprocessed.h5mu (13.6 / 30.9 MB measured for the three
+        # libraries), so ~2.1 GB at 50k, where preprocessed.h5mu was 4.8 GB
         # (the fragment files among the inputs are streamed, so only the h5mu counts)
         mem_mb=lambda wildcards, input, attempt: max(6000, int(5 * os.path.getsize(input.mdata) / 1e6) + 2000)
         * attempt,

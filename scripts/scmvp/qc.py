@@ -148,6 +148,8 @@ def doublet_scores(rna, qc: QCConfig, seed: int = 0, samples: pd.Series | None =
         groups = [(np.flatnonzero(own == sample), f"sample {sample}: ") for sample in pd.unique(own)]
     parts = []
     for positions, what in groups:
+        if what:
+            log.info("%sscrublet on %d cells", what, len(positions))
         blocks = doublet_blocks(len(positions), qc.doublet_block_cells, seed)
         if len(blocks) > 1:
             log.info("%sscrublet on %d random blocks of ~%d cells (qc.doublet_block_cells %d)", what, len(blocks),
