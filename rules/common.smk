@@ -82,6 +82,13 @@ def seed_benchmark(ds, seed, name):
     return out(ds, "benchmarks", "benchmark", "seeds", str(seed), name)
 
 
+def model_mem_mb(wildcards, input, attempt):
+    """Memory (MB) of train, train_seed and impute: the counts of preprocessed.h5mu in memory + the network, dense
+    only per minibatch (impute: one chunk of imputed values at a time); more on every retry. Measured at 50,000 cells
+    x 100k peaks with a 4.8 GB preprocessed.h5mu: train 4,469 MB, impute 4,762 MB (bench/RESULTS.md, stop 17)."""
+    return max(4000, int(1.2 * input.size_mb) + 2000) * attempt
+
+
 def is_model_seed(seed):
     """Whether benchmark seed `seed` is model.seed: its scMVP embedding is the main model's latent."""
     return int(seed) == int(config["model"]["seed"])

@@ -31,9 +31,7 @@ rule train:
         "../envs/model.yaml"
     threads: config["model"]["threads"]
     resources:
-        # the counts of preprocessed.h5mu in memory + the network; dense only per minibatch. Measured at 50,000
-        # cells x 100k peaks: 4,469 MB for a 4.8 GB preprocessed.h5mu (bench/RESULTS.md, stop 17)
-        mem_mb=lambda wildcards, input, attempt: max(4000, int(1.2 * input.size_mb) + 2000) * attempt,
+        mem_mb=model_mem_mb,
         runtime=lambda wildcards, attempt: 720 * attempt,
         gpu=1 if config["model"]["device"] == "cuda" else 0,
     script:
@@ -62,7 +60,7 @@ rule train_seed:
         "../envs/model.yaml"
     threads: config["model"]["threads"]
     resources:
-        mem_mb=lambda wildcards, input, attempt: max(4000, int(1.2 * input.size_mb) + 2000) * attempt,
+        mem_mb=model_mem_mb,
         runtime=lambda wildcards, attempt: 720 * attempt,
         gpu=1 if config["model"]["device"] == "cuda" else 0,
     script:
@@ -93,8 +91,7 @@ rule impute:
         "../envs/model.yaml"
     threads: config["model"]["threads"]
     resources:
-        # one chunk of imputed values in memory at a time; measured at 50,000 cells: 4,762 MB (input 4.8 GB)
-        mem_mb=lambda wildcards, input, attempt: max(4000, int(1.2 * input.size_mb) + 2000) * attempt,
+        mem_mb=model_mem_mb,
         runtime=lambda wildcards, attempt: 120 * attempt,
         gpu=1 if config["model"]["device"] == "cuda" else 0,
     script:
