@@ -575,48 +575,6 @@ def test_cycle_moves_the_joint_posterior_only_when_asked(small_sim, monkeypatch,
     assert any(p.grad is not None and torch.any(p.grad != 0) for p in module.rna_only.parameters())
 
 
-def test_private_latent_parts_reach_only_their_decoder_and_escape_the_prior_and_the_cycle(small_sim, tmp_path,
-                                                                                         monkeypatch):
-    """model.private_latent = P: z = [shared (8) | RNA-private (P) | ATAC-private (P)]; each decoder reads only its
-    own private part, and the GMM, its responsibilities and the cycle consensus see only the shared part."""
-    p = 3
-    model = build(small_sim, private_latent=p, n_epochs=4)
-    module = model.module
-    model.train(progress=False)
-    latent = model.get_latent()
-    assert latent.shape == (small_sim.rna.shape[0], 8 + 2 * p)
-    assert module.prior.mean.shape == (4, 8)
-    z = torch.as_tensor(latent[:16])
-    moved_rna, moved_atac = z.clone(), z.clone()
-    moved_rna[:, 8:8 + p] += 3.0
-    moved_atac[:, 8 + p:] += 3.0
-    module.eval()
-    with torch.no_grad():
-        gamma = module.gamma(z)
-        base = module.decode(z, gamma)
-        after_rna = module.decode(moved_rna, module.gamma(moved_rna))
-        after_atac = module.decode(moved_atac, module.gamma(moved_atac))
-    torch.testing.assert_close(module.gamma(moved_rna), gamma)          # p(c|z) ignores the private parts
-    torch.testing.assert_close(after_rna[1], base[1])                    # ATAC decoder ignores RNA-private
-    torch.testing.assert_close(after_rna[2], base[2])
-    torch.testing.assert_close(after_atac[0], base[0])                   # RNA decoder ignores ATAC-private
-    assert not torch.allclose(after_rna[0], base[0]) and not torch.allclose(after_atac[1], base[1])
-    # the cycle KL (decoded profiles detached, so only its target path remains) moves the shared rows only
-    module.train()
-    module.zero_grad()
-    decode = module.decode
-    monkeypatch.setattr(module, "decode", lambda *a, **k: tuple(t.detach() for t in decode(*a, **k)))
-    out = module.loss(model.data.batch(np.arange(32), "cpu"), beta=1.0, use_cycle=True,
-                      idf=torch.from_numpy(model.data.idf))
-    out["cycle"].backward()
-    grad = module.posterior.mean.weight.grad
-    assert float(grad[:8].abs().sum()) > 0 and float(grad[8:].abs().sum()) == 0
-    # a saved model comes back with its private parts
-    model.save(tmp_path / "model.pt")
-    loaded = SCMVP.load(tmp_path / "model.pt", to_mudata(small_sim, labels=False))
-    np.testing.assert_allclose(loaded.get_latent(), latent, atol=1e-5)
-
-
 def test_em_update_resets_the_optimizer_state_of_the_prior(small_sim):
     """EM overwrites pi, mu_c, sigma_c: AdamW's moments of the old values must not push the new ones."""
     from scmvp.model.trainer import Trainer, build_optimizer

@@ -270,26 +270,18 @@ class SCMVPModule(nn.Module):
     the joint encoder's input (after the two modality encoders) and to the single-modality posterior heads,
     q(z | x, y, s). The GMM prior and the cluster guidance do not see the batch. `n_batches` = 0 builds exactly
     the network without batches (same parameters, same random initialisation).
-
-    Private parts (`private_latent` = P > 0): z = [shared (n_latent) | RNA-private (P) | ATAC-private (P)]. The
-    GMM prior, its guidance and the cycle / alignment KLs see only the shared part; the private parts have an
-    N(0, I) prior, and each decoder reads the shared part and its own modality's private part. A difference that
-    only one modality shows then has somewhere to live that neither the consensus of the cycle term nor the
-    mixture squeezes out. P = 0 builds exactly the network without private parts.
     """
 
     def __init__(self, n_genes, n_peaks, n_latent=20, n_hidden=128, n_components=1, n_tokens=64, n_heads=4,
                  n_transformer_layers=2, top_genes_attended=256, attention_dim=64, prior="gmm", rna_encoder="attention",
                  atac_encoder="attention", cycle=True, cluster_guidance=True, atac_weight=1.0, dropout=0.1,
-                 n_batches=0, encode_batch=False, gmm_min_variance=0.0, cycle_moves_joint=True, private_latent=0):
+                 n_batches=0, encode_batch=False, gmm_min_variance=0.0, cycle_moves_joint=True):
         super().__init__()
-        self.n_private = int(private_latent)
         self.cycle_moves_joint = bool(cycle_moves_joint)
         self.gmm_min_variance = float(gmm_min_variance)
         self.prior_kind, self.use_cycle, self.cluster_guidance = prior, cycle, cluster_guidance
         self.atac_weight = float(atac_weight)
-        self.n_latent = n_latent          # the shared dimensions: GMM prior, cycle consensus, cluster guidance
-        self.n_total_latent = n_latent + 2 * self.n_private
+        self.n_latent = n_latent
         self.n_components = None
         self.n_batches = int(n_batches)
         self.encode_batch = bool(encode_batch) and self.n_batches > 0
@@ -302,10 +294,9 @@ class SCMVPModule(nn.Module):
                              if atac_encoder == "attention" else ATACMLPEncoder(n_peaks, n_hidden, n_hidden, dropout))
         self.joint = nn.Sequential(nn.Linear(2 * n_hidden + n_enc_batches, n_hidden), nn.LayerNorm(n_hidden), nn.GELU(),
                                    nn.Dropout(dropout))
-        self.posterior = GaussianHead(n_hidden, self.n_total_latent)
-        n_decoded = n_latent + self.n_private
-        self.rna_decoder = Decoder(n_decoded, n_hidden, n_genes, zero_inflated=False, n_batches=self.n_batches)
-        self.atac_decoder = Decoder(n_decoded, n_hidden, n_peaks, zero_inflated=True, n_batches=self.n_batches)
+        self.posterior = GaussianHead(n_hidden, n_latent)
+        self.rna_decoder = Decoder(n_latent, n_hidden, n_genes, zero_inflated=False, n_batches=self.n_batches)
+        self.atac_decoder = Decoder(n_latent, n_hidden, n_peaks, zero_inflated=True, n_batches=self.n_batches)
         self.rna_log_theta = nn.Parameter(torch.zeros(n_genes))
         self.prior = None         # the GMM prior, attached after the warm-up (N(0, I) until then)
         if prior == "gmm" and n_components:
@@ -383,27 +374,15 @@ class SCMVPModule(nn.Module):
         """theta of the RNA NB, per gene (log theta clamped to [LOG_THETA_MIN, LOG_THETA_MAX])."""
         return torch.exp(self.rna_log_theta.clamp(LOG_THETA_MIN, LOG_THETA_MAX))
 
-    # -- the latent's parts: [shared | RNA-private | ATAC-private] (no private parts by default) ---------------
-    def shared(self, z):
-        return z[..., :self.n_latent] if self.n_private else z
-
-    def _rna_part(self, z):
-        return z[..., :self.n_latent + self.n_private] if self.n_private else z
-
-    def _atac_part(self, z):
-        if not self.n_private:
-            return z
-        return torch.cat([z[..., :self.n_latent], z[..., self.n_latent + self.n_private:]], dim=-1)
-
     def gamma(self, z):
-        return self.prior.responsibilities(self.shared(z)) if self.prior is not None else None
+        return self.prior.responsibilities(z) if self.prior is not None else None
 
     def decode(self, z, gamma=None, batch_index=None):
         """Decoded RNA scale, ATAC scale and ZIP dropout logits of z in batches `batch_index` (integer codes;
-        ignored without batches). Each decoder reads the shared part of z and its own modality's private part."""
+        ignored without batches)."""
         onehot = self.batch_onehot(batch_index)
-        rna_scale, _ = self.rna_decoder(self._rna_part(z), gamma, onehot)
-        atac_scale, atac_dropout = self.atac_decoder(self._atac_part(z), gamma, onehot)
+        rna_scale, _ = self.rna_decoder(z, gamma, onehot)
+        atac_scale, atac_dropout = self.atac_decoder(z, gamma, onehot)
         return rna_scale, atac_scale, atac_dropout
 
     # -- objective --------------------------------------------------------------------------------------
@@ -412,22 +391,18 @@ class SCMVPModule(nn.Module):
         mu, logvar = self.encode(batch)
         eps = torch.randn(mu.shape, generator=generator, device=mu.device, dtype=mu.dtype)
         z = mu + torch.exp(0.5 * logvar) * eps
-        # the prior over the shared part (GMM or N(0, I)); the private parts always N(0, I)
-        z_s, mu_s, logvar_s = self.shared(z), self.shared(mu), self.shared(logvar)
         with fp32(z):
             if self.prior is not None:
                 log_pi, mu_c, logvar_c = self.prior.params()
-                gamma = D.gmm_responsibilities(z_s, log_pi, mu_c, logvar_c)
-                kl = D.kl_gmm(mu_s, logvar_s, gamma, log_pi, mu_c, logvar_c)
+                gamma = D.gmm_responsibilities(z, log_pi, mu_c, logvar_c)
+                kl = D.kl_gmm(mu, logvar, gamma, log_pi, mu_c, logvar_c)
                 # the decoders' p(c|z) sees the prior detached: reconstruction moves z towards the component
                 # that decodes it best but not the prior (the KL term trains it between the EM steps, which
                 # overwrite it); detaching gamma itself cost the sci-CAR-like example its C3/C4 split
-                guide = D.gmm_responsibilities(z_s, log_pi.detach(), mu_c.detach(), logvar_c.detach())
+                guide = D.gmm_responsibilities(z, log_pi.detach(), mu_c.detach(), logvar_c.detach())
             else:
                 gamma = guide = None
-                kl = D.kl_normal_standard(mu_s, logvar_s)
-            if self.n_private:
-                kl = kl + D.kl_normal_standard(mu[..., self.n_latent:], logvar[..., self.n_latent:])
+                kl = D.kl_normal_standard(mu, logvar)
         batch_index = batch.get("batch")
         rna_scale, atac_scale, atac_dropout = self.decode(z, guide, batch_index)
         with fp32(z):
@@ -440,8 +415,7 @@ class SCMVPModule(nn.Module):
         align, cycle = zero, zero
         if self.use_cycle:
             # single-modality encoders learn q(z|x) and q(z|y) from real inputs (joint posterior held fixed)
-            # (on the shared part only: the private parts are what one modality has and the other need not)
-            mu_d, logvar_d = mu_s.detach(), logvar_s.detach()
+            mu_d, logvar_d = mu.detach(), logvar.detach()
             align = (D.kl_normal_normal(mu_d, logvar_d, *self.encode_rna_only(batch))
                      + D.kl_normal_normal(mu_d, logvar_d, *self.encode_atac_only(batch)))
             if use_cycle:
@@ -449,7 +423,7 @@ class SCMVPModule(nn.Module):
                 atac_values = _decoded_atac_tfidf(atac_scale, atac_dropout, idf)
                 # with cycle_moves_joint the KL also pulls q(z|x,y) towards what one modality's profile alone
                 # can encode: a consensus term that merges types only one modality tells apart
-                target = (mu_s, logvar_s) if self.cycle_moves_joint else (mu_d, logvar_d)
+                target = (mu, logvar) if self.cycle_moves_joint else (mu_d, logvar_d)
                 cycle = (D.kl_normal_normal(*target, *self.encode_rna_only(expr=expr_hat, batch_index=batch_index))
                          + D.kl_normal_normal(*target, *self.encode_atac_only(values=atac_values,
                                                                                batch_index=batch_index)))

@@ -116,7 +116,7 @@ class SCMVP:
             cycle=cfg["cycle"], cluster_guidance=cfg["cluster_guidance"],
             atac_weight=cfg["atac_weight"], n_batches=self.n_batches,
             encode_batch=cfg["encode_batch"], gmm_min_variance=cfg["gmm_min_variance"],
-            cycle_moves_joint=cfg["cycle_moves_joint"], private_latent=cfg["private_latent"]).to(self.device)
+            cycle_moves_joint=cfg["cycle_moves_joint"]).to(self.device)
 
     @classmethod
     def from_mudata(cls, mdata, config: dict | None = None, path=None, batch_key=_FROM_CONFIG,
@@ -176,7 +176,7 @@ class SCMVP:
                 mu, logvar = self.module.encode(self.data.batch(idx, self.device, dense_atac=False))
             means.append(mu.float().cpu().numpy())
             variances.append(torch.exp(logvar.float()).cpu().numpy())
-        empty = np.zeros((0, self.module.n_total_latent), np.float32)
+        empty = np.zeros((0, self.config["n_latent"]), np.float32)
         mean = np.concatenate(means) if means else empty
         if return_variance:
             return mean, (np.concatenate(variances) if variances else empty)
@@ -189,7 +189,7 @@ class SCMVP:
             return None
         latent = self.get_latent() if latent is None else latent
         z = torch.as_tensor(latent, dtype=torch.float32, device=self.device)
-        return self.module.gamma(z).cpu().numpy()
+        return self.module.prior.responsibilities(z).cpu().numpy()
 
     def get_clusters(self, latent=None) -> np.ndarray:
         probs = self.get_cluster_probabilities(latent)

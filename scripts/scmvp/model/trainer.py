@@ -138,16 +138,10 @@ class Trainer:
         self.batch_size = training_batch_size(self.cfg["batch_size"], model.data.n_cells)
 
     # -- the GMM after the warm-up ------------------------------------------------------------------------
-    def shared_latent(self, cells):
-        """Posterior means and variances of the latent's shared part (the part the GMM prior models)."""
-        latent, posterior_var = self.model.get_latent(cells, return_variance=True)
-        n = self.model.module.n_latent
-        return latent[:, :n], posterior_var[:, :n]
-
     def fit_gmm(self, cells):
         from sklearn.mixture import GaussianMixture
 
-        latent, posterior_var = self.shared_latent(cells)
+        latent, posterior_var = self.model.get_latent(cells, return_variance=True)
         k = self.cfg["n_components"]
         if k == "auto":
             k = leiden_cluster_count(latent, self.cfg["seed"])
@@ -170,7 +164,7 @@ class Trainer:
         one by one (their p(c|z) vanishes, so nothing pulls them back) and the prior collapses to 1-3.
         """
         prior = self.model.module.prior
-        latent, posterior_var = self.shared_latent(cells)
+        latent, posterior_var = self.model.get_latent(cells, return_variance=True)
         z = torch.as_tensor(latent, dtype=torch.float64)
         var_q = torch.as_tensor(posterior_var, dtype=torch.float64)
         log_pi, mu_c, logvar_c = (t.detach().double().cpu() for t in prior.params())
