@@ -42,12 +42,14 @@ def test_default_config_builds_a_dag():
 # as Snakemake would, at attempt 1 and 2: wildcards name the first configured dataset and seed 0; every input is a
 # real 10 GiB (sparse) file, so functions of input.size_mb or os.path.getsize(input.x) get a value.
 _RESOURCES_BY_ATTEMPT = r"""
-import inspect, json, os, sys, tempfile
+import atexit, inspect, json, os, shutil, sys, tempfile
 from pathlib import Path
 from snakemake.api import SnakemakeApi
 from snakemake.settings.types import ConfigSettings, OutputSettings, ResourceSettings, StorageSettings
 
-big = Path(tempfile.mkdtemp()) / "input.bin"
+folder = tempfile.mkdtemp()
+atexit.register(shutil.rmtree, folder)
+big = Path(folder) / "input.bin"
 with open(big, "wb") as fh:
     fh.truncate(10 * 1024 ** 3)
 
