@@ -233,6 +233,13 @@ rule benchmark_scores:
             subcategory="{ds}",
             labels={"dataset": "{ds}", "figure": "mean and sd over seeds"},
         ),
+        knn_recall=report(
+            out("{ds}", "benchmark", "knn_recall.tsv"),
+            caption="../report/knn_recall.rst",
+            category="Clustering benchmark",
+            subcategory="{ds}",
+            labels={"dataset": "{ds}", "figure": "kNN recall per label"},
+        ),
     params:
         # method and seed of each entry of input.embeddings / input.resources, in order
         methods=[method for method, _ in BENCHMARK_RUNS],

@@ -4,7 +4,8 @@ of labels (ARI, NMI) and the cluster-free kNN label-transfer accuracy; then the 
 input: data (preprocessed.h5mu, for the cells and labels), embeddings and resources (json) per method and seed,
 wnn_graphs (one per seed, when wnn is benchmarked); params: methods and seeds (of each embedding, in order),
 graph_seeds (of each wnn graph), seed (of the scoring), n_neighbors, knn_folds;
-output: scores (clustering.tsv, one row per method x clustering x seed), summary (summary.tsv, one row per method).
+output: scores (clustering.tsv, one row per method x clustering x seed), summary (summary.tsv, one row per method),
+knn_recall (knn_recall.tsv, one row per method x seed x label: which labels each embedding loses).
 """
 import json
 import logging
@@ -37,7 +38,7 @@ def main(smk):
         raise InputError(smk.input.data, "fewer than two distinct labels: nothing to score against")
     p = smk.params
     wnn_graphs = dict(zip(p.graph_seeds, smk.input.get("wnn_graphs", [])))
-    rows = []
+    rows, recalls = [], []
     for method, run_seed, embedding_path, resources_path in zip(p.methods, p.seeds, smk.input.embeddings,
                                                                 smk.input.resources):
         cells, embedding = baselines.read_embedding(embedding_path)
@@ -48,8 +49,9 @@ def main(smk):
             usage = json.load(handle)
         # the scoring's own randomness (KMeans restarts, Leiden, the folds) is the same for every run: the spread
         # over seeds is the method's
-        transfer = metrics.knn_label_transfer(embedding, labels, n_neighbors=p.n_neighbors, n_folds=p.knn_folds,
-                                              seed=p.seed)
+        transfer, per_label = metrics.knn_label_scores(embedding, labels, n_neighbors=p.n_neighbors,
+                                                       n_folds=p.knn_folds, seed=p.seed)
+        recalls.append(per_label.assign(method=method, seed=run_seed))
         for row in metrics.score_clusterings(embedding, graph, labels, seed=p.seed):
             rows.append({"method": method, **row, "seconds": usage.get("seconds"),
                          "peak_mem_mb": usage.get("peak_mem_mb"), "seed": run_seed, **transfer})
@@ -61,6 +63,8 @@ def main(smk):
     log.info("mean and sd over seeds:\n%s", summary.to_string(index=False))
     write_tsv(table, smk.output.scores, float_format="%.4f")
     write_tsv(summary, smk.output.summary, float_format="%.4f")
+    recall = pd.concat(recalls, ignore_index=True)[["method", "seed", "label", "n_cells", "knn_recall"]]
+    write_tsv(recall, smk.output.knn_recall, float_format="%.4f")
 
 
 run(main, snakemake)  # noqa: F821 - injected by Snakemake

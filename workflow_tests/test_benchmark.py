@@ -235,9 +235,9 @@ def test_embedding_tsv_round_trip(tmp_path):
 def test_benchmark_end_to_end_and_report(tiny_workflow):
     """clustering.tsv (per method, clustering and seed) and summary.tsv on the tiny simulated dataset, its
     figures, and the HTML report that shows them."""
-    scores, summary, bars, umap = tiny_workflow.build(
+    scores, summary, bars, umap, knn_recall = tiny_workflow.build(
         "tiny/benchmark/clustering.tsv", "tiny/benchmark/summary.tsv", "tiny/benchmark/clustering.png",
-        "tiny/benchmark/umap.png")
+        "tiny/benchmark/umap.png", "tiny/benchmark/knn_recall.tsv")
     table = pd.read_csv(scores, sep="\t")
     # the DESIGN.md columns first, then the per-seed ones
     assert list(table.columns) == ["method", "clustering", "ari", "nmi", "n_clusters", "seconds", "peak_mem_mb",
@@ -257,6 +257,15 @@ def test_benchmark_end_to_end_and_report(tiny_workflow):
     assert (rna["n_clusters"] == n_types).all()
     assert (table.loc[table["method"] != "scmvp", "seconds"] > 0).all()
     assert (table.loc[table["method"] != "scmvp", "peak_mem_mb"] > 10).all()
+    # per label: every method and seed recalls every label; a run's mean recall is its balanced accuracy
+    recall = pd.read_csv(knn_recall, sep="\t")
+    assert list(recall.columns) == ["method", "seed", "label", "n_cells", "knn_recall"]
+    assert recall.groupby(["method", "seed"]).size().eq(n_types).all() and len(recall) == n_types * len(table) // 2
+    assert recall["knn_recall"].between(0.0, 1.0).all()
+    assert recall.groupby(["method", "seed"])["n_cells"].sum().nunique() == 1
+    balanced = table.drop_duplicates(["method", "seed"]).set_index(["method", "seed"])["knn_balanced_accuracy"]
+    mean_recall = recall.groupby(["method", "seed"])["knn_recall"].mean()
+    np.testing.assert_allclose(mean_recall.loc[balanced.index], balanced, atol=2e-4)
     for figure in (bars, umap):
         assert figure.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and figure.stat().st_size > 10_000
     seed_dir = scores.parent / "seeds"

@@ -209,11 +209,7 @@ def knn_label_transfer(embedding, labels, n_neighbors: int = 15, n_folds: int = 
     common ones). A label with fewer cells than ``n_folds`` is kept: it is missing from some folds'
     training cells, which can only lower its recall (scikit-learn warns about it; the warning is silenced).
     """
-    from sklearn.metrics import balanced_accuracy_score
-
-    y, predicted = _knn_cv_predictions(embedding, labels, n_neighbors, n_folds, seed)
-    return {"knn_accuracy": float(np.mean(predicted == y)),
-            "knn_balanced_accuracy": float(balanced_accuracy_score(y, predicted))}
+    return knn_label_scores(embedding, labels, n_neighbors, n_folds, seed)[0]
 
 
 def knn_label_recall(embedding, labels, n_neighbors: int = 15, n_folds: int = 5, seed: int = 0) -> pd.Series:
@@ -221,10 +217,21 @@ def knn_label_recall(embedding, labels, n_neighbors: int = 15, n_folds: int = 5,
     the fraction of each label's cells whose held-out prediction is that label, indexed by label (sorted);
     their mean is ``knn_balanced_accuracy``. Shows which labels an embedding loses (rare ones, or those told
     apart by one modality only)."""
+    table = knn_label_scores(embedding, labels, n_neighbors, n_folds, seed)[1]
+    return pd.Series(table["knn_recall"].to_numpy(), index=table["label"].to_numpy(), name="knn_recall")
+
+
+def knn_label_scores(embedding, labels, n_neighbors: int = 15, n_folds: int = 5, seed: int = 0):
+    """:func:`knn_label_transfer`'s dict and a per-label table (``label``, ``n_cells``, ``knn_recall``, sorted by
+    label) from one cross-validation."""
+    from sklearn.metrics import balanced_accuracy_score
+
     y, predicted = _knn_cv_predictions(embedding, labels, n_neighbors, n_folds, seed)
-    names = np.unique(y)
-    return pd.Series([float(np.mean(predicted[y == name] == name)) for name in names], index=names,
-                     name="knn_recall")
+    names, counts = np.unique(y, return_counts=True)
+    per_label = pd.DataFrame({"label": names, "n_cells": counts,
+                              "knn_recall": [float(np.mean(predicted[y == name] == name)) for name in names]})
+    return ({"knn_accuracy": float(np.mean(predicted == y)),
+             "knn_balanced_accuracy": float(balanced_accuracy_score(y, predicted))}, per_label)
 
 
 def _knn_cv_predictions(embedding, labels, n_neighbors, n_folds, seed):
