@@ -238,7 +238,7 @@ rule benchmark_scores:
             caption="../report/knn_recall.rst",
             category="Clustering benchmark",
             subcategory="{ds}",
-            labels={"dataset": "{ds}", "figure": "kNN recall per label"},
+            labels={"dataset": "{ds}", "figure": "kNN recall per label (table)"},
         ),
     params:
         # method and seed of each entry of input.embeddings / input.resources, in order
@@ -291,6 +291,7 @@ rule benchmark_umap:
 rule plot_benchmark_scores:
     input:
         scores=out("{ds}", "benchmark", "clustering.tsv"),
+        knn_recall=out("{ds}", "benchmark", "knn_recall.tsv"),
     output:
         bars=report(
             out("{ds}", "benchmark", "clustering.png"),
@@ -298,6 +299,13 @@ rule plot_benchmark_scores:
             category="Clustering benchmark",
             subcategory="{ds}",
             labels={"dataset": "{ds}", "figure": "ARI / NMI"},
+        ),
+        recall=report(
+            out("{ds}", "benchmark", "knn_recall.png"),
+            caption="../report/knn_recall_heatmap.rst",
+            category="Clustering benchmark",
+            subcategory="{ds}",
+            labels={"dataset": "{ds}", "figure": "kNN recall per label"},
         ),
     params:
         dataset="{ds}",

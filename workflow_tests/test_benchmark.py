@@ -232,12 +232,26 @@ def test_embedding_tsv_round_trip(tmp_path):
     np.testing.assert_allclose(matrix, embedding, rtol=1e-5)
 
 
+def test_knn_recall_heatmap_shows_the_mean_over_seeds_largest_label_first():
+    from scmvp import plots
+
+    recall = pd.DataFrame({"method": ["scmvp"] * 4 + ["rna_pca"] * 4, "seed": [0, 0, 1, 1] * 2,
+                           "label": ["rare", "big"] * 4, "n_cells": [5, 50] * 4,
+                           "knn_recall": [0.0, 1.0, 0.5, 0.9, 1.0, 1.0, 1.0, 0.8]})
+    fig = plots.knn_recall_heatmap(recall)
+    ax = fig.axes[0]
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["big (50)", "rare (5)"]
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["scmvp", "rna_pca"]
+    np.testing.assert_allclose(ax.images[0].get_array(), [[0.95, 0.9], [0.25, 1.0]])
+    assert sorted(t.get_text() for t in ax.texts) == sorted(["0.95", "0.90", "0.25", "1.00"])
+
+
 def test_benchmark_end_to_end_and_report(tiny_workflow):
     """clustering.tsv (per method, clustering and seed) and summary.tsv on the tiny simulated dataset, its
     figures, and the HTML report that shows them."""
-    scores, summary, bars, umap, knn_recall = tiny_workflow.build(
+    scores, summary, bars, umap, knn_recall, recall_png = tiny_workflow.build(
         "tiny/benchmark/clustering.tsv", "tiny/benchmark/summary.tsv", "tiny/benchmark/clustering.png",
-        "tiny/benchmark/umap.png", "tiny/benchmark/knn_recall.tsv")
+        "tiny/benchmark/umap.png", "tiny/benchmark/knn_recall.tsv", "tiny/benchmark/knn_recall.png")
     table = pd.read_csv(scores, sep="\t")
     # the DESIGN.md columns first, then the per-seed ones
     assert list(table.columns) == ["method", "clustering", "ari", "nmi", "n_clusters", "seconds", "peak_mem_mb",
@@ -266,7 +280,7 @@ def test_benchmark_end_to_end_and_report(tiny_workflow):
     balanced = table.drop_duplicates(["method", "seed"]).set_index(["method", "seed"])["knn_balanced_accuracy"]
     mean_recall = recall.groupby(["method", "seed"])["knn_recall"].mean()
     np.testing.assert_allclose(mean_recall.loc[balanced.index], balanced, atol=2e-4)
-    for figure in (bars, umap):
+    for figure in (bars, umap, recall_png):
         assert figure.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and figure.stat().st_size > 10_000
     seed_dir = scores.parent / "seeds"
     lsi = json.loads((seed_dir / str(seeds[0]) / "embeddings" / "atac_lsi.json").read_text())

@@ -112,6 +112,27 @@ def clustering_bars(scores: pd.DataFrame, title: str = ""):
     return fig
 
 
+def knn_recall_heatmap(recall: pd.DataFrame, title: str = ""):
+    """Mean kNN recall over seeds of every label (rows, largest label first, its cell count in the tick) for every
+    method (columns, in the table's order), annotated; ``recall`` has the columns of knn_recall.tsv."""
+    methods = list(dict.fromkeys(recall["method"]))
+    sizes = recall.groupby("label")["n_cells"].max().sort_values(ascending=False, kind="stable")
+    mean = recall.groupby(["label", "method"])["knn_recall"].mean().unstack("method").loc[sizes.index, methods]
+    fig, ax = plt.subplots(figsize=(2.0 + 0.9 * len(methods), 1.2 + 0.32 * len(sizes)))
+    image = ax.imshow(mean.to_numpy(), vmin=0.0, vmax=1.0, cmap="viridis", aspect="auto")
+    for (i, j), value in np.ndenumerate(mean.to_numpy()):
+        ax.text(j, i, f"{value:.2f}", ha="center", va="center", fontsize=8,
+                color="black" if value > 0.6 else "white")
+    ax.set_xticks(range(len(methods)), methods, rotation=45, ha="right")
+    ax.set_yticks(range(len(sizes)), [f"{label} ({n})" for label, n in sizes.items()])
+    ax.set_ylabel("true label (cells)")
+    fig.colorbar(image, ax=ax, label="kNN recall (mean over seeds)", shrink=0.8)
+    if title:
+        ax.set_title(title)
+    fig.tight_layout()
+    return fig
+
+
 def integration_panels(scores: pd.DataFrame, title: str = ""):
     """Left: each metric per method (batch mixing, then biology conservation); right: batch score vs bio score.
 
