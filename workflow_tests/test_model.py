@@ -158,6 +158,9 @@ def test_kl_warm_up_really_warms_up():
     assert values[0] == 0.0 and values[-1] == 1.0
     assert all(b >= a for a, b in zip(values, values[1:]))
     assert 0.2 < kl_weight(1, 0, 10, 4) < 0.3
+    capped = [kl_weight(e, s, 10, 4, final=0.5) for e in range(6) for s in range(10)]
+    np.testing.assert_allclose(capped, 0.5 * np.asarray(values))
+    assert kl_weight(3, 0, 10, 0, final=0.25) == 0.25
 
 
 # -- the network -------------------------------------------------------------------------------------------
@@ -472,6 +475,25 @@ def test_early_stopping_scores_only_epochs_with_every_schedule_on(small_sim, tmp
     # beta rises per step over 3 epochs: the 4th epoch (index 3) is the first at beta = 1 throughout
     assert ckpt["best_epoch"] == 4 and ckpt["stopped"] and len(history) == 6
     assert validation_betas and set(validation_betas) == {1.0}
+
+
+def test_kl_weight_caps_beta_in_training_and_validation(small_sim, monkeypatch):
+    from scmvp.model.module import SCMVPModule
+
+    betas = {True: [], False: []}
+    real_loss = SCMVPModule.loss
+
+    def loss(self, batch, beta=1.0, **kwargs):
+        betas[self.training].append(beta)
+        return real_loss(self, batch, beta=beta, **kwargs)
+
+    monkeypatch.setattr(SCMVPModule, "loss", loss)
+    model = build(small_sim, n_epochs=3, warmup_epochs=1, kl_warmup_epochs=1, cycle_start_epoch=1,
+                  early_stopping_patience=0, kl_weight=0.4)
+    history = model.train(progress=False)
+    assert max(betas[True]) == pytest.approx(0.4) and min(betas[True]) == 0.0
+    assert set(betas[False]) == {0.4}
+    assert history["beta"].tolist()[-2:] == [pytest.approx(0.4)] * 2
 
 
 def test_best_state_restores_when_the_gmm_starts_last(small_sim, tmp_path, monkeypatch):

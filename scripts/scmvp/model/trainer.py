@@ -66,11 +66,11 @@ def split_cells(n_cells: int, fraction: float, seed: int):
     return np.sort(perm[n_val:]), np.sort(perm[:n_val])
 
 
-def kl_weight(epoch: int, step: int, n_steps: int, warmup_epochs: int) -> float:
-    """beta: linear from 0 to 1 over `warmup_epochs` epochs (per step), then 1."""
+def kl_weight(epoch: int, step: int, n_steps: int, warmup_epochs: int, final: float = 1.0) -> float:
+    """beta: linear from 0 to `final` over `warmup_epochs` epochs (per step), then `final`."""
     if warmup_epochs <= 0:
-        return 1.0
-    return float(min(1.0, (epoch + step / n_steps) / warmup_epochs))
+        return float(final)
+    return float(final * min(1.0, (epoch + step / n_steps) / warmup_epochs))
 
 
 def first_scored_epoch(cfg: dict) -> int:
@@ -246,10 +246,11 @@ class Trainer:
         generator = None
         if not train:
             generator = torch.Generator(device=device).manual_seed(cfg["seed"] * 100003 + epoch)
-        beta = 1.0
+        beta = cfg["kl_weight"]
         for step, idx in enumerate(batches):
-            # validation scores the full objective (beta = 1), comparable across epochs
-            beta = kl_weight(epoch, step, len(batches), cfg["kl_warmup_epochs"]) if train else 1.0
+            # validation scores the full objective (the final beta), comparable across epochs
+            final_beta = cfg["kl_weight"]
+            beta = kl_weight(epoch, step, len(batches), cfg["kl_warmup_epochs"], final_beta) if train else final_beta
             if train:
                 for group in self.optimizer.param_groups:
                     group["lr"] = learning_rate(cfg, epoch, step, len(batches))
