@@ -133,8 +133,10 @@ def test_config_problems_caps_the_number_of_lines(schema):
 
 def test_valid_configs_have_no_problems(schema):
     assert config_problems(TINY_CONFIG, schema) == []
-    for name in ("config.yaml", "paper.yaml"):
-        assert config_problems(yaml.safe_load((REPO / "config" / name).read_text()), schema) == [], name
+    shipped = [REPO / "config" / name for name in ("config.yaml", "paper.yaml", "three_libraries.yaml")]
+    shipped += sorted((REPO / "bench").glob("*.yaml"))
+    for path in shipped:
+        assert config_problems(yaml.safe_load(path.read_text()), schema) == [], path.name
 
 
 def test_scvi_and_multivi_keys_validate_and_default_to_the_library(tmp_path):
