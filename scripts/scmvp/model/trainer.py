@@ -74,9 +74,10 @@ def kl_weight(epoch: int, step: int, n_steps: int, warmup_epochs: int, final: fl
 
 
 def first_scored_epoch(cfg: dict) -> int:
-    """First epoch (0-based) that early stopping scores: every schedule is on for the whole epoch (beta = 1
-    from its first step, the GMM attached, the cycle term on). An earlier epoch has a lower validation total
-    (less KL, no cycle term) that stays "best", and its state may predate the GMM (so it cannot be restored)."""
+    """First epoch (0-based) that early stopping scores: every schedule is on for the whole epoch (beta at
+    kl_weight from its first step, the GMM attached, the cycle term on). An earlier epoch has a lower validation
+    total (less KL, no cycle term) that stays "best", and its state may predate the GMM (so it cannot be
+    restored)."""
     return max(cfg["kl_warmup_epochs"], cfg["warmup_epochs"] if cfg["prior"] == "gmm" else 0,
                cfg["cycle_start_epoch"] if cfg["cycle"] else 0)
 
@@ -246,10 +247,9 @@ class Trainer:
         generator = None
         if not train:
             generator = torch.Generator(device=device).manual_seed(cfg["seed"] * 100003 + epoch)
-        beta = cfg["kl_weight"]
+        final_beta = beta = cfg["kl_weight"]
         for step, idx in enumerate(batches):
             # validation scores the full objective (the final beta), comparable across epochs
-            final_beta = cfg["kl_weight"]
             beta = kl_weight(epoch, step, len(batches), cfg["kl_warmup_epochs"], final_beta) if train else final_beta
             if train:
                 for group in self.optimizer.param_groups:
