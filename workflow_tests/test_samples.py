@@ -155,6 +155,7 @@ def test_workflow_from_a_sample_sheet_of_three_arc_libraries(tmp_path):
     results = tmp_path / "run" / "results"
     snakemake(tmp_path / "run", config, targets=[str(results / "multi" / "preprocessed.h5mu"),
                                                  str(results / "multi" / "qc" / "qc.png"),
+                                                 str(results / "multi" / "qc" / "modality_agreement.tsv"),
                                                  str(results / "multi" / "benchmark" / "integration.png")])
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -191,6 +192,11 @@ def test_workflow_from_a_sample_sheet_of_three_arc_libraries(tmp_path):
     assert (tss.median() > 2).all() and cells["atac_frip"].between(0, 1).all()
     assert (samples["median_atac_tss_enrichment_in"] > 2).all()
     assert (qc / "qc.png").stat().st_size > 10_000
+    # the pairing check: over all cells and within each library, RNA and ATAC neighbours agree far above chance
+    agreement = pd.read_csv(qc / "modality_agreement.tsv", sep="\t").set_index("group")
+    assert list(agreement.index) == ["all", "lib1", "lib2", "lib3"]
+    assert agreement.loc[["lib1", "lib2", "lib3"], "cells"].sum() == agreement.loc["all", "cells"] == pre.n_obs
+    assert (agreement["ratio_to_chance"] > 2).all() and not agreement["near_chance"].any()
     # integration metrics of every benchmark embedding, with the labels' biology-conservation half
     scores = pd.read_csv(results / "multi" / "benchmark" / "integration.tsv", sep="\t").set_index("method")
     assert list(scores.index) == ["scmvp", "rna_pca", "atac_lsi"]           # one benchmark seed: one row each
