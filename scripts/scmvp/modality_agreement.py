@@ -6,7 +6,7 @@ modalities share, does not pass for agreement), averaged over the cells, and set
 neighbour sets have. The ratio is ~1 when the two modalities of a "cell" come from different cells -- ATAC
 barcodes not translated to gene-expression barcodes, a sample sheet pairing one library's RNA with another's
 ATAC, barcodes shifted by a parsing error -- and above 1 by as much as the modalities share cell structure
-(measured, bench/RESULTS.md: sci-CAR A549 1.8, the simulated example 3.2, the hard tissue simulation 8-10).
+(measured, bench/RESULTS.md: sci-CAR A549 1.93, a real 10x Multiome PBMC slice 2.38, simulations 2.5-11).
 
 With several samples the check runs within each sample (a mis-paired library among correct ones is the failure a
 core facility meets) and over all cells (where the library effect, shared by both modalities, adds agreement).
