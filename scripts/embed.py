@@ -59,16 +59,6 @@ def import_libraries(method):
         import mofapy2  # noqa: F401
 
 
-def check_modalities(mdata, path):
-    for mod in ("rna", "atac"):
-        if mod not in mdata.mod:
-            raise InputError(path, f"has no '{mod}' modality (found {list(mdata.mod)})")
-        if mdata.mod[mod].n_obs != mdata.n_obs:
-            raise InputError(path, f"modality '{mod}' has {mdata.mod[mod].n_obs} cells, the MuData {mdata.n_obs}")
-    if mdata.n_obs < 10:
-        raise InputError(path, f"only {mdata.n_obs} cells: too few to benchmark")
-
-
 def main(smk):
     method = smk.params.method
     data = smk.input.data
@@ -83,7 +73,7 @@ def main(smk):
             mdata = md.read_h5mu(data)
         except OSError as err:
             raise InputError(data, f"not a readable h5mu file ({err})") from None
-        check_modalities(mdata, data)
+        baselines.check_paired_modalities(mdata, data, min_cells=10, purpose="to benchmark")
         barcodes = mdata.obs_names.astype(str)
         import_libraries(method)
         p = smk.params

@@ -7,7 +7,7 @@ params: n_neighbors, n_top_genes, n_pcs, n_lsi_components, seed.
 import logging
 
 from scmvp import baselines
-from scmvp.errors import InputError, require_file
+from scmvp.errors import require_file
 from scmvp.io.h5mu_parts import read_h5mu_layer
 from scmvp.modality_agreement import agreement_table
 from scmvp.rule import run, write_tsv
@@ -18,11 +18,7 @@ log = logging.getLogger("scmvp.modality_agreement")
 def main(smk):
     path = require_file(smk.input.data, "preprocessed MuData")
     mdata = read_h5mu_layer(path, "counts")
-    for mod in ("rna", "atac"):
-        if mod not in mdata.mod:
-            raise InputError(path, f"has no '{mod}' modality (found {list(mdata.mod)})")
-    if mdata.n_obs < 20:
-        raise InputError(path, f"only {mdata.n_obs} cells: too few for a neighbour overlap")
+    baselines.check_paired_modalities(mdata, path, min_cells=20, purpose="for a neighbour overlap")
     p = smk.params
     rna = baselines.rna_pca(mdata.mod["rna"], n_top_genes=p.n_top_genes, n_pcs=p.n_pcs, seed=p.seed)
     atac, _ = baselines.atac_lsi(mdata.mod["atac"], n_components=p.n_lsi_components, seed=p.seed)

@@ -223,6 +223,14 @@ def test_bad_inputs_name_the_file(tmp_path):
         baselines.read_embedding(table)
 
 
+def test_paired_modalities_check_names_the_file_and_the_problem(mdata):
+    baselines.check_paired_modalities(mdata, "ok.h5mu", min_cells=10, purpose="to benchmark")
+    with pytest.raises(InputError, match="rna_only.h5mu: has no 'atac' modality"):
+        baselines.check_paired_modalities(md.MuData({"rna": mdata["rna"]}), "rna_only.h5mu", 10, "to benchmark")
+    with pytest.raises(InputError, match=f"small.h5mu: only {mdata.n_obs} cells: too few for a neighbour overlap"):
+        baselines.check_paired_modalities(mdata, "small.h5mu", mdata.n_obs + 1, "for a neighbour overlap")
+
+
 def test_embedding_tsv_round_trip(tmp_path):
     embedding = np.random.default_rng(0).normal(size=(7, 3))
     barcodes = [f"AAAC-{i}" for i in range(7)]

@@ -394,6 +394,20 @@ def obs_labels(obs):
     return labels.where(labels.notna(), None).to_numpy()
 
 
+def check_paired_modalities(mdata, path, min_cells: int, purpose: str):
+    """InputError unless ``mdata`` has modalities ``rna`` and ``atac`` of its own cells and at least ``min_cells``
+    cells (``purpose`` completes "too few ...")."""
+    from .errors import InputError
+
+    for mod in ("rna", "atac"):
+        if mod not in mdata.mod:
+            raise InputError(path, f"has no '{mod}' modality (found {list(mdata.mod)})")
+        if mdata.mod[mod].n_obs != mdata.n_obs:
+            raise InputError(path, f"modality '{mod}' has {mdata.mod[mod].n_obs} cells, the MuData {mdata.n_obs}")
+    if mdata.n_obs < min_cells:
+        raise InputError(path, f"only {mdata.n_obs} cells: too few {purpose}")
+
+
 def read_cells(path):
     """Barcodes and labels (None where unlabelled, or no labels at all) of an h5mu, without loading X."""
     obs = read_obs(path, "label")
