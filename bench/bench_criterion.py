@@ -1,0 +1,183 @@
+"""The model issue's done-when in one command: over model seeds, is scMVP's latent at least as good as the best
+baseline, by KMeans ARI and by 15-NN label transfer, on every labelled dataset?
+
+    .venv/bin/python bench/bench_criterion.py [--datasets example:0 example:2 tissue:1 scicar]
+        [--seeds 0 1 2 3 4] [--baselines rna_pca atac_lsi] [--set KEY=VALUE ...] [--jobs 2]
+        [--out bench_results/criterion.tsv]
+
+Datasets: `example:D` is the embedded example simulator (`scmvp.simulate.simulate(seed=D)`: 3,000 cells x 2,000
+genes x 20,000 peaks, 6 labels); `tissue:D` the hard tissue (`simulate_tissue(n_cells=4000, n_genes=2000,
+n_peaks=20000, seed=D)`, 17 labels, as `bench_tissue.py`); `scicar` the shared sci-CAR A549 data (all 2,641 cells,
+3 labels, as `bench_scicar.py`). Every method gets the same raw counts of the same cells; scMVP runs with its
+schema defaults plus `--set` once per model seed, each baseline once per seed (`scmvp.baselines.embed`, the setup
+the README documents). Scores are `bench_tissue.score`: KMeans at the true number of labels (random state 0) ARI /
+NMI, and the stratified 5-fold 15-NN label-transfer accuracy (plain and balanced).
+
+Every finished (dataset, method, settings, seed) is appended to `--out` at once and skipped when the command runs
+again with the same arguments, so a long comparison can be stopped and resumed, and rows of several `--set`s
+(e.g. two schedules) share one table. `--jobs N` runs N single-threaded trainings side by side. The summary gives,
+per dataset, each method's mean +- sd over the seeds, the best baseline per score and the verdict: scMVP's mean >=
+the best baseline's mean (the issue's criterion), with scMVP's worst seed beside it.
+"""
+from __future__ import annotations
+
+import argparse
+import ast
+import sys
+import time
+from concurrent.futures import ProcessPoolExecutor
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "scripts"))
+sys.path.insert(0, str(REPO / "bench"))
+
+SCORES = ("ari", "nmi", "knn_accuracy", "knn_balanced_accuracy")
+CRITERION = ("ari", "knn_accuracy")
+KEY = ("dataset", "method", "settings", "seed")
+
+
+def parse_settings(pairs) -> dict:
+    settings = {}
+    for pair in pairs:
+        key, _, value = pair.partition("=")
+        try:
+            settings[key] = ast.literal_eval(value)
+        except (ValueError, SyntaxError):
+            settings[key] = {"true": True, "false": False}.get(value.lower(), value)
+    return settings
+
+
+def settings_label(settings: dict) -> str:
+    """A stable text form of the scMVP settings ("defaults" when none): the settings column of the table."""
+    return " ".join(f"{k}={settings[k]}" for k in sorted(settings)) or "defaults"
+
+
+@lru_cache(maxsize=2)
+def load(dataset: str):
+    """(mdata with counts in .X, labels) of a dataset name (see the module docstring)."""
+    name, _, data_seed = dataset.partition(":")
+    if name == "scicar":
+        from bench_scicar import read_scicar
+
+        mdata = read_scicar()
+        return mdata, mdata.obs["label"].to_numpy().astype(str)
+    from scmvp.simulate_write import to_mudata
+
+    if name == "example":
+        from scmvp.simulate import simulate
+
+        sim = simulate(seed=int(data_seed))
+    elif name == "tissue":
+        from scmvp.simulate_tissue import simulate_tissue
+
+        sim = simulate_tissue(n_cells=4000, n_genes=2000, n_peaks=20000, seed=int(data_seed))
+    else:
+        raise SystemExit(f"unknown dataset {dataset!r}: use example:SEED, tissue:SEED or scicar")
+    return to_mudata(sim), np.asarray(sim.labels).astype(str)
+
+
+def run_one(task) -> dict:
+    """Embed and score one (dataset, method, settings, seed); single-threaded."""
+    import warnings
+
+    from bench_tissue import embed, score
+
+    warnings.simplefilter("ignore")
+    dataset, method, settings, seed = task
+    mdata, labels = load(dataset)
+    start = time.perf_counter()
+    embedding = np.asarray(embed(method, mdata, seed, settings if method == "scmvp" else {}, threads=1))
+    seconds = time.perf_counter() - start
+    return {"dataset": dataset, "method": method, "settings": settings_label(settings) if method == "scmvp" else "",
+            "seed": seed, **{k: float(v) for k, v in score(embedding, labels, seed).items()},
+            "seconds": round(seconds, 1)}
+
+
+def verdicts(table: pd.DataFrame) -> pd.DataFrame:
+    """Per dataset and scMVP settings: scMVP's mean (and worst seed) against the best baseline's mean, per score
+    of the criterion; `meets` = scMVP's mean >= the best baseline's mean on every score of CRITERION."""
+    rows = []
+    for dataset, part in table.groupby("dataset", sort=False):
+        baselines = part[part["method"] != "scmvp"].groupby("method")[list(CRITERION)].mean()
+        for settings, runs in part[part["method"] == "scmvp"].groupby("settings", sort=False):
+            row = {"dataset": dataset, "settings": settings, "seeds": len(runs)}
+            for score in CRITERION:
+                row[f"scmvp_{score}"] = runs[score].mean()
+                row[f"scmvp_worst_{score}"] = runs[score].min()
+                if len(baselines):
+                    best = baselines[score].idxmax()
+                    row[f"best_baseline_{score}"] = f"{best} {baselines.loc[best, score]:.3f}"
+                    row[f"meets_{score}"] = bool(runs[score].mean() >= baselines.loc[best, score])
+            row["meets"] = all(row.get(f"meets_{s}", False) for s in CRITERION)
+            rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def pending(tasks, done: pd.DataFrame) -> list:
+    """The tasks (dataset, method, settings dict, seed) without a row in ``done``."""
+    finished = {tuple(str(v) for v in row) for row in done[list(KEY)].itertuples(index=False)}
+    return [t for t in tasks
+            if (t[0], t[1], settings_label(t[2]) if t[1] == "scmvp" else "", str(t[3])) not in finished]
+
+
+def read_done(out: Path | None) -> pd.DataFrame:
+    if out is None or not out.exists():
+        return pd.DataFrame(columns=[*KEY, *SCORES, "seconds"])
+    return pd.read_csv(out, sep="\t", keep_default_na=False, dtype={"settings": str})
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--datasets", nargs="+", default=["example:0", "tissue:1", "scicar"])
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
+    parser.add_argument("--baselines", nargs="*", default=["rna_pca", "atac_lsi"],
+                        help="scmvp.baselines methods to compare with (e.g. also scvi wnn)")
+    parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="scMVP model settings")
+    parser.add_argument("--jobs", type=int, default=1, help="trainings run side by side (1 thread each)")
+    parser.add_argument("--out", type=Path, help="the table of every run (appended to; finished runs are skipped)")
+    args = parser.parse_args(argv)
+    settings = parse_settings(args.set)
+
+    done = read_done(args.out)
+    tasks = [(d, m, settings if m == "scmvp" else {}, s) for d in args.datasets for s in args.seeds
+             for m in ["scmvp", *args.baselines]]
+    todo = pending(tasks, done)
+    print(f"# {len(tasks) - len(todo)} of {len(tasks)} runs already in {args.out}; {len(todo)} to run", flush=True)
+    rows = []
+
+    def keep(row):
+        rows.append(row)
+        print("\t".join(str(round(v, 4)) if isinstance(v, float) else str(v) for v in row.values()), flush=True)
+        if args.out:
+            args.out.parent.mkdir(parents=True, exist_ok=True)
+            pd.DataFrame([row]).to_csv(args.out, sep="\t", index=False, mode="a", header=not args.out.exists())
+
+    if args.jobs > 1:
+        with ProcessPoolExecutor(args.jobs) as pool:
+            for row in pool.map(run_one, todo):
+                keep(row)
+    else:
+        for task in todo:
+            keep(run_one(task))
+
+    table = pd.concat([done, pd.DataFrame(rows)], ignore_index=True) if rows else done
+    wanted = table["dataset"].isin(args.datasets) & table["seed"].astype(int).isin(args.seeds) & (
+        (table["method"] != "scmvp") | (table["settings"] == settings_label(settings))
+    ) & table["method"].isin(["scmvp", *args.baselines])
+    table = table[wanted].astype({s: float for s in SCORES})
+    summary = table.groupby(["dataset", "method", "settings"], sort=False)[list(SCORES)].agg(["mean", "std"])
+    print(f"\nmean +- sd over seeds {args.seeds}; scMVP settings: {settings_label(settings)}")
+    for (dataset, method, _), values in summary.iterrows():
+        print(f"{dataset}\t{method}\t" + "\t".join(
+            f"{s} {values[(s, 'mean')]:.3f} +- {values[(s, 'std')]:.3f}" for s in SCORES))
+    print("\nthe criterion (scMVP mean >= best baseline mean, by KMeans ARI and by kNN accuracy):")
+    print(verdicts(table).round(3).to_string(index=False))
+
+
+if __name__ == "__main__":
+    main()

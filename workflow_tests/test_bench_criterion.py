@@ -1,0 +1,51 @@
+"""bench/bench_criterion.py: the issue's verdict and the resumable table (pure functions; the runs are benchmarks)."""
+import sys
+from pathlib import Path
+
+import pandas as pd
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
+import bench_criterion as bc  # noqa: E402
+
+
+def _row(dataset, method, seed, ari, knn, settings=""):
+    return {"dataset": dataset, "method": method, "settings": settings, "seed": seed, "ari": ari, "nmi": 0.0,
+            "knn_accuracy": knn, "knn_balanced_accuracy": 0.0, "seconds": 1.0}
+
+
+def test_verdict_compares_scmvp_mean_with_the_best_baseline_per_score():
+    late = "warmup_epochs=20"
+    table = pd.DataFrame([
+        _row("a", "rna_pca", 0, 0.50, 0.90), _row("a", "rna_pca", 1, 0.50, 0.90),
+        _row("a", "atac_lsi", 0, 0.70, 0.80), _row("a", "atac_lsi", 1, 0.70, 0.80),
+        _row("a", "scmvp", 0, 0.80, 0.92, "defaults"), _row("a", "scmvp", 1, 0.60, 0.86, "defaults"),
+        _row("a", "scmvp", 0, 0.75, 0.95, late), _row("a", "scmvp", 1, 0.72, 0.93, late),
+    ])
+    v = bc.verdicts(table).set_index("settings")
+    # defaults: ARI mean 0.70 = ATAC LSI's 0.70 (met), kNN mean 0.89 < RNA PCA's 0.90 (not met)
+    assert v.loc["defaults", "best_baseline_ari"] == "atac_lsi 0.700"
+    assert v.loc["defaults", "best_baseline_knn_accuracy"] == "rna_pca 0.900"
+    assert bool(v.loc["defaults", "meets_ari"]) and not bool(v.loc["defaults", "meets_knn_accuracy"])
+    assert not bool(v.loc["defaults", "meets"])
+    assert abs(v.loc["defaults", "scmvp_worst_knn_accuracy"] - 0.86) < 1e-12
+    assert bool(v.loc[late, "meets"]) and v.loc[late, "seeds"] == 2
+
+
+def test_finished_runs_are_skipped_and_settings_keep_runs_apart():
+    assert bc.parse_settings(["n_epochs=40", "cycle=false", "prior=normal"]) == {
+        "n_epochs": 40, "cycle": False, "prior": "normal"}
+    assert bc.settings_label({}) == "defaults"
+    assert bc.settings_label({"n_epochs": 40, "cycle_start_epoch": 20}) == "cycle_start_epoch=20 n_epochs=40"
+    done = pd.DataFrame([_row("example:0", "rna_pca", 0, 0.5, 0.9),
+                         _row("example:0", "scmvp", 0, 0.5, 0.9, "defaults")])
+    late = {"warmup_epochs": 20}
+    tasks = [("example:0", "rna_pca", {}, 0), ("example:0", "rna_pca", {}, 1), ("example:0", "scmvp", {}, 0),
+             ("example:0", "scmvp", late, 0)]
+    assert bc.pending(tasks, done) == [tasks[1], tasks[3]]
+
+
+def test_table_round_trip_keeps_empty_settings(tmp_path):
+    out = tmp_path / "criterion.tsv"
+    pd.DataFrame([_row("scicar", "rna_pca", 0, 0.3, 0.9)]).to_csv(out, sep="\t", index=False)
+    done = bc.read_done(out)
+    assert bc.pending([("scicar", "rna_pca", {}, 0)], done) == []
