@@ -22,7 +22,6 @@ the best baseline's mean (the issue's criterion), with scMVP's worst seed beside
 from __future__ import annotations
 
 import argparse
-import ast
 import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
@@ -39,17 +38,6 @@ sys.path.insert(0, str(REPO / "bench"))
 SCORES = ("ari", "nmi", "knn_accuracy", "knn_balanced_accuracy")
 CRITERION = ("ari", "knn_accuracy")
 KEY = ("dataset", "method", "settings", "seed")
-
-
-def parse_settings(pairs) -> dict:
-    settings = {}
-    for pair in pairs:
-        key, _, value = pair.partition("=")
-        try:
-            settings[key] = ast.literal_eval(value)
-        except (ValueError, SyntaxError):
-            settings[key] = {"true": True, "false": False}.get(value.lower(), value)
-    return settings
 
 
 def settings_label(settings: dict) -> str:
@@ -141,6 +129,8 @@ def main(argv=None):
     parser.add_argument("--jobs", type=int, default=1, help="trainings run side by side (1 thread each)")
     parser.add_argument("--out", type=Path, help="the table of every run (appended to; finished runs are skipped)")
     args = parser.parse_args(argv)
+    from bench_tissue import parse_settings
+
     settings = parse_settings(args.set)
 
     done = read_done(args.out)

@@ -28,6 +28,18 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "scripts"))
 
 
+def parse_settings(pairs) -> dict:
+    """`KEY=VALUE` model settings: Python literals (40, 0.1, True), true / false, else the text."""
+    settings = {}
+    for pair in pairs:
+        key, _, value = pair.partition("=")
+        try:
+            settings[key] = ast.literal_eval(value)
+        except (ValueError, SyntaxError):
+            settings[key] = {"true": True, "false": False}.get(value.lower(), value)
+    return settings
+
+
 def embed(method, mdata, seed, model_settings, threads, on_epoch_end=None):
     if method == "scmvp":
         from scmvp.model import SCMVP
@@ -89,13 +101,7 @@ def main(argv=None):
     parser.add_argument("--per-label", action="store_true", help="also print the kNN recall of every label")
     parser.add_argument("--every", type=int, default=0, help="score scMVP's latent every N epochs of training")
     args = parser.parse_args(argv)
-    settings = {}
-    for item in args.set:
-        key, value = item.split("=", 1)
-        try:
-            settings[key] = ast.literal_eval(value)
-        except (ValueError, SyntaxError):
-            settings[key] = value
+    settings = parse_settings(args.set)
 
     from scmvp.simulate_tissue import simulate_tissue
     from scmvp.simulate_write import to_mudata
