@@ -45,6 +45,11 @@ def settings_label(settings: dict) -> str:
     return " ".join(f"{k}={settings[k]}" for k in sorted(settings)) or "defaults"
 
 
+def settings_column(method: str, settings: dict) -> str:
+    """The settings column of a row: the scMVP settings' label, empty for a baseline (which takes none)."""
+    return settings_label(settings) if method == "scmvp" else ""
+
+
 @lru_cache(maxsize=2)
 def load(dataset: str):
     """(mdata with counts in .X, labels) of a dataset name (see the module docstring)."""
@@ -70,7 +75,7 @@ def load(dataset: str):
 
 
 def run_one(task) -> dict:
-    """Embed and score one (dataset, method, settings, seed); single-threaded."""
+    """Embed and score one (dataset, method, settings, seed); single-threaded (a baseline's settings are {})."""
     import warnings
 
     from bench_tissue import embed, score
@@ -79,9 +84,9 @@ def run_one(task) -> dict:
     dataset, method, settings, seed = task
     mdata, labels = load(dataset)
     start = time.perf_counter()
-    embedding = np.asarray(embed(method, mdata, seed, settings if method == "scmvp" else {}, threads=1))
+    embedding = np.asarray(embed(method, mdata, seed, settings, threads=1))
     seconds = time.perf_counter() - start
-    return {"dataset": dataset, "method": method, "settings": settings_label(settings) if method == "scmvp" else "",
+    return {"dataset": dataset, "method": method, "settings": settings_column(method, settings),
             "seed": seed, **{k: float(v) for k, v in score(embedding, labels, seed).items()},
             "seconds": round(seconds, 1)}
 
@@ -109,8 +114,8 @@ def verdicts(table: pd.DataFrame) -> pd.DataFrame:
 def pending(tasks, done: pd.DataFrame) -> list:
     """The tasks (dataset, method, settings dict, seed) without a row in ``done``."""
     finished = {tuple(str(v) for v in row) for row in done[list(KEY)].itertuples(index=False)}
-    return [t for t in tasks
-            if (t[0], t[1], settings_label(t[2]) if t[1] == "scmvp" else "", str(t[3])) not in finished]
+    return [(dataset, method, settings, seed) for dataset, method, settings, seed in tasks
+            if (dataset, method, settings_column(method, settings), str(seed)) not in finished]
 
 
 def read_done(out: Path | None) -> pd.DataFrame:

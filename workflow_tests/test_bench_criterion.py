@@ -6,7 +6,7 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
 import bench_criterion as bc  # noqa: E402
-import bench_tissue as bc_tissue  # noqa: E402
+import bench_tissue  # noqa: E402
 
 
 def _row(dataset, method, seed, ari, knn, settings=""):
@@ -33,7 +33,7 @@ def test_verdict_compares_scmvp_mean_with_the_best_baseline_per_score():
 
 
 def test_finished_runs_are_skipped_and_settings_keep_runs_apart():
-    assert bc_tissue.parse_settings(["n_epochs=40", "cycle=false", "prior=normal"]) == {
+    assert bench_tissue.parse_settings(["n_epochs=40", "cycle=false", "prior=normal"]) == {
         "n_epochs": 40, "cycle": False, "prior": "normal"}
     assert bc.settings_label({}) == "defaults"
     assert bc.settings_label({"n_epochs": 40, "cycle_start_epoch": 20}) == "cycle_start_epoch=20 n_epochs=40"
