@@ -136,10 +136,11 @@ def _summary(sub: Mapping) -> str:
     elif "type" in sub:
         types = sub["type"] if isinstance(sub["type"], list) else [sub["type"]]
         parts.append(" or ".join(types))
-    for keyword, word in (("minimum", ">="), ("exclusiveMinimum", ">"), ("maximum", "<="), ("exclusiveMaximum", "<")):
-        if keyword in sub:
-            parts.append(f"{word} {sub[keyword]}")
-    return " ".join(parts) or "a sub-schema"
+    bounds = [f"{word} {sub[keyword]}" for keyword, word in
+              (("minimum", ">="), ("exclusiveMinimum", ">"), ("maximum", "<="), ("exclusiveMaximum", "<"))
+              if keyword in sub]
+    parts.append(" and ".join(bounds))
+    return " ".join(p for p in parts if p) or "a sub-schema"
 
 
 # ------------------------------------------------------------------------------------------ key locations

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import os
 from pathlib import Path
 
@@ -36,7 +37,21 @@ def model_config(overrides: dict | None = None) -> dict:
     if unknown:
         raise ValueError(f"unknown model config keys: {sorted(unknown)}")
     cfg.update(overrides or {})
+    for key in SCHEDULE_KEYS:
+        cfg[key] = schedule_epochs(cfg[key], cfg["n_epochs"])
     return cfg
+
+
+SCHEDULE_KEYS = ("warmup_epochs", "kl_warmup_epochs", "cycle_start_epoch")
+
+
+def schedule_epochs(value, n_epochs: int) -> int:
+    """A schedule key in epochs: an integer is a count of epochs, a number strictly between 0 and 1 a fraction of
+    `n_epochs` (rounded half up; scikit-learn's convention for sizes such as `test_size`), so that the schedule
+    keeps its shape when `n_epochs` changes."""
+    if isinstance(value, float) and 0.0 < value < 1.0:
+        return int(math.floor(value * n_epochs + 0.5))
+    return int(value)
 
 
 _FROM_CONFIG = object()
