@@ -477,6 +477,31 @@ def test_early_stopping_scores_only_epochs_with_every_schedule_on(small_sim, tmp
     assert validation_betas and set(validation_betas) == {1.0}
 
 
+def test_schedule_keys_take_a_fraction_of_n_epochs():
+    """An integer counts epochs, a number in (0, 1) is a fraction of n_epochs rounded half up; the defaults are
+    the measured late schedule (mixture and cycle from epoch 20 of 40, KL warm-up over 6, no early stopping)."""
+    from scmvp.model.scmvp import model_config, schedule_epochs
+
+    defaults = model_config()
+    assert [defaults[k] for k in ("n_epochs", "warmup_epochs", "kl_warmup_epochs", "cycle_start_epoch",
+                                  "early_stopping_patience")] == [40, 20, 6, 20, 0]
+    assert [model_config({"n_epochs": n})["warmup_epochs"] for n in (1, 3, 5, 10)] == [1, 2, 3, 5]
+    mixed = model_config({"n_epochs": 10, "warmup_epochs": 3, "cycle_start_epoch": 0.25, "kl_warmup_epochs": 0})
+    assert (mixed["warmup_epochs"], mixed["cycle_start_epoch"], mixed["kl_warmup_epochs"]) == (3, 3, 0)
+    assert schedule_epochs(1.0, 40) == 1 and schedule_epochs(0.15, 40) == 6
+    assert model_config(mixed) == mixed                      # resolving is idempotent (a saved model's config)
+
+
+def test_fractional_schedule_switches_the_mixture_and_cycle_on_halfway(small_sim):
+    model = build(small_sim, n_epochs=4, warmup_epochs=0.5, cycle_start_epoch=0.5, kl_warmup_epochs=0.25,
+                  early_stopping_patience=0)
+    history = model.train(progress=False)
+    assert model.config["warmup_epochs"] == 2 and model.config["cycle_start_epoch"] == 2
+    assert history["n_active_components"].tolist()[:2] == [0, 0] and (history["n_active_components"][2:] > 0).all()
+    assert (history["train_cycle"][:2] == 0).all() and (history["train_cycle"][2:] > 0).all()
+    assert history["beta"].tolist()[1:] == [1.0, 1.0, 1.0] and history["beta"][0] < 1.0
+
+
 def test_kl_weight_caps_beta_in_training_and_validation(small_sim, monkeypatch):
     from scmvp.model.module import SCMVPModule
 
