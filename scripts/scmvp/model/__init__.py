@@ -30,6 +30,9 @@ Design choices worth knowing:
 * Optimisation: an epoch has at least `min_steps_per_epoch` steps (further shuffled passes over a small
   dataset), so the schedules counted in epochs (GMM warm-up, KL warm-up, cycle start) get enough optimizer
   steps; batch 32; AdamW with a cosine decay of the learning rate to `final_lr_fraction` x lr at the end.
+  Too few steps was the main reason for poor latents on small data (sci-CAR 2.6k cells at batch 128:
+  19 steps/epoch; at batch 64 one seed in five still had an unstructured latent when the GMM was fitted
+  and ended at ARI 0.61; at batch 32 all five reach 0.63 within 100 s).
 * Schedule: the schedule keys are epochs or fractions of `n_epochs` (resolved to epochs by
   `scmvp.model.scmvp.model_config`). Default: 40 epochs, the normal prior and no cycle term for the first half,
   the mixture fitted after epoch 20 and the cycle from epoch 21, no early stopping. A mixture fitted after 2
@@ -37,9 +40,6 @@ Design choices worth knowing:
   the example simulator's close pair in one model seed of five -- and does not let them go; with the late fit
   they have their own components. The cost: sci-CAR's time points, which the early mixture finds (KMeans ARI
   0.72 -> 0.40; bench/RESULTS.md, "The late schedule becomes the default").
-  Too few steps was the main reason for poor latents on small data (sci-CAR 2.6k cells at batch 128:
-  19 steps/epoch; at batch 64 one seed in five still had an unstructured latent when the GMM was fitted
-  and ended at ARI 0.61; at batch 32 all five reach 0.63 within 100 s).
 * Likelihood weighting: `atac_weight` (default 0.05) scales the ATAC negative log-likelihood. The ATAC
   likelihood sums over ~50k-100k peaks vs ~1-3k genes, so the plain ELBO (1) lets the (noisy, sparse)
   ATAC reconstruction dominate the latent (sci-CAR ARI ~0); scaling per-modality likelihoods is a
