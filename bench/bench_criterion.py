@@ -17,8 +17,8 @@ Every finished (dataset, method, settings, seed) is appended to `--out` at once 
 again with the same arguments, so a long comparison can be stopped and resumed, and rows of several `--set`s
 (e.g. two schedules) share one table. The settings column holds the `--set` keys only, so an empty one means the
 schema defaults of the day (the schedule's changed in stop 23): keep one table per version of the defaults. The
-earlier schedule is `--set warmup_epochs=2 kl_warmup_epochs=6 cycle_start_epoch=6 n_epochs=20 early_stopping_patience=10`. `--jobs N` runs N single-threaded trainings side by side. The summary gives,
-per dataset, each method's mean +- sd over the seeds, the best baseline per score and the verdict: scMVP's mean >=
+earlier schedule is `--set warmup_epochs=2 kl_warmup_epochs=6 cycle_start_epoch=6 n_epochs=20
+early_stopping_patience=10`. `--jobs N` runs N single-threaded trainings side by side. The summary gives, per dataset, each method's mean +- sd over the seeds, the best baseline per score and the verdict: scMVP's mean >=
 the best baseline's mean (the issue's criterion), with scMVP's worst seed beside it.
 """
 from __future__ import annotations

@@ -31,6 +31,9 @@ def model_defaults() -> dict:
     return {k: v["default"] for k, v in props.items() if "default" in v}
 
 
+SCHEDULE_KEYS = ("warmup_epochs", "kl_warmup_epochs", "cycle_start_epoch")
+
+
 def model_config(overrides: dict | None = None) -> dict:
     cfg = model_defaults()
     unknown = set(overrides or {}) - set(cfg)
@@ -40,9 +43,6 @@ def model_config(overrides: dict | None = None) -> dict:
     for key in SCHEDULE_KEYS:
         cfg[key] = schedule_epochs(cfg[key], cfg["n_epochs"])
     return cfg
-
-
-SCHEDULE_KEYS = ("warmup_epochs", "kl_warmup_epochs", "cycle_start_epoch")
 
 
 def schedule_epochs(value, n_epochs: int) -> int:
