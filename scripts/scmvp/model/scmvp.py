@@ -15,6 +15,7 @@ import yaml
 from ..batches import batch_labels, obs_column, obs_columns, resolve_batch_key  # noqa: F401
 from ..errors import InputError
 from .data import RNA_SCALE, PairedData
+from .host_memory import reuse_large_buffers
 from .module import SCMVPModule
 from . import distributions as D
 from .trainer import Trainer, resolve_device, resolve_precision, seed_everything
@@ -171,7 +172,8 @@ class SCMVP:
     # -- training -------------------------------------------------------------------------------------------
     def train(self, checkpoint_dir=None, progress=True, on_epoch_end=None) -> pd.DataFrame:
         """Train (resuming from `checkpoint_dir`/last.pt when present); returns the per-epoch history."""
-        self.history = pd.DataFrame(Trainer(self, checkpoint_dir, progress, on_epoch_end).train())
+        with reuse_large_buffers():
+            self.history = pd.DataFrame(Trainer(self, checkpoint_dir, progress, on_epoch_end).train())
         return self.history
 
     # -- inference ------------------------------------------------------------------------------------------
