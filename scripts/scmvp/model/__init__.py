@@ -2,7 +2,8 @@
 
 Modules: `distributions` (NB / ZIP log-likelihoods, Gaussian and VaDE GMM KL terms), `module` (network),
 `data` (sparse CSR minibatching), `trainer` (training loop, checkpoints), `scmvp` (user class
-:class:`SCMVP`), `imputation` (chunked writing of imputed.h5mu).
+:class:`SCMVP`), `imputation` (chunked writing of imputed.h5mu), `host_memory` (large buffers kept in the heap
+while training).
 
 Design choices worth knowing:
 
@@ -63,6 +64,11 @@ Design choices worth knowing:
   prior and the cluster guidance are batch-free. Without batches (or with one) no input column exists: the
   network, its random initialisation and every number are those of the batch-free model. Imputation may decode
   every cell in one reference batch (`impute_reference_batch`); the latent is unaffected by that choice.
+* Host memory (`host_memory`): while `SCMVP.train` runs, glibc serves large allocations from the heap and keeps
+  freed memory there (mallopt: no mmap, trim threshold 2 GiB; restored and trimmed on exit). The minibatch x peaks
+  buffers of a step were each mmapped, page-faulted and unmapped again: 13 % of an epoch at 10k cells x 100k peaks
+  on 2 threads, 11 % on 1; training's peak RSS unchanged. Not used for imputation, whose peak RSS it raised by
+  ~1.5 GiB (bench/RESULTS.md, "Page faults of large buffers").
 * Imputation: RNA = NB means at library 1e4; ATAC = P(y > 0) of the ZIP at the median ATAC library size;
   both dense float32, written chunk by chunk into the output HDF5 (never all cells x peaks in memory).
 """

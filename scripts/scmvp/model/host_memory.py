@@ -1,11 +1,13 @@
-"""Large host buffers reused instead of returned to the kernel while a model trains or imputes (glibc only).
+"""Large host buffers reused instead of returned to the kernel while a model trains (glibc only).
 
 A training step allocates and frees dozens of minibatch x peaks float32 buffers (28 MB each at 71 cells x
 100,000 peaks). glibc serves every allocation above its mmap threshold with a fresh mmap and gives it back with
 munmap when freed, so each buffer is page-faulted and zeroed by the kernel again on every step: at 10,000 cells x
-100,000 peaks that was ~25 % of a 2-thread step (bench/RESULTS.md, "Page faults of large buffers"). With mmap
-switched off and the heap's trim threshold raised, freed buffers stay in the heap and are reused; jemalloc and
-tcmalloc, which PyTorch's CPU performance notes recommend, do the same by design.
+100,000 peaks, 2 threads, a step took 452-462 ms with and 342-360 ms without that, an epoch 50-52 s and 44-45 s
+(bench/RESULTS.md, "Page faults of large buffers"). With mmap switched off and the heap's trim threshold raised,
+freed buffers stay in the heap and are reused, as the allocators that PyTorch's performance tuning guide suggests
+for CPU training (jemalloc, TCMalloc; https://pytorch.org/tutorials/recipes/recipes/tuning_guide.html) do by
+design, without preloading a library. Not used for imputation: there it raised the peak RSS by ~1.5 GiB.
 """
 from __future__ import annotations
 
