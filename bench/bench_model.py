@@ -2,11 +2,13 @@
 
     .venv/bin/python bench/bench_model.py [--cells 1000 10000 50000] [--genes 2000] [--peaks 20000] [--epochs 2]
                                           [--impute-cells 10000] [--impute-peaks 100000] [--threads 1 2]
-                                          [--batch-size 32 auto] [--skip-impute]
+                                          [--batch-size 32 auto] [--skip-impute] [--step-phases]
 
 Each measurement runs in its own process so that its peak RSS (ru_maxrss) is its own. Training data:
 random sparse counts (RNA --genes ~10% non-zero, ATAC --peaks ~3% non-zero); throughput is
-cells x epochs / s of training (validation included). Imputation: 10k cells x 100k peaks written to a
+cells x epochs / s of training (validation included). `--step-phases`: instead of training, the milliseconds of
+each phase of a whole-model step (minibatch, forward, backward, gradient clipping, AdamW; mixture attached, cycle
+term on), mean of 12 steps after 2 unmeasured ones, inside and outside `host_memory.reuse_large_buffers`. Imputation: 10k cells x 100k peaks written to a
 temporary imputed.h5mu in chunks (an untrained model: the memory does not depend on the weights).
 """
 from __future__ import annotations
@@ -68,6 +70,45 @@ def child_train(n_cells, epochs, threads, n_genes=2000, n_peaks=20000, batch_siz
             "seconds_per_epoch": float(np.mean(model.history["seconds"]))}
 
 
+def child_step_phases(n_cells, threads, n_genes, n_peaks, batch_size, reuse_buffers, n_steps=12, n_unmeasured=2):
+    import contextlib
+
+    import numpy as np
+    import torch
+
+    from scmvp.model import SCMVP
+    from scmvp.model.host_memory import reuse_large_buffers
+    from scmvp.model.trainer import build_optimizer, training_batch_size
+
+    rna, atac, var = random_paired(n_cells, n_genes, n_peaks)
+    model = SCMVP(rna, atac, var, {"device": "cpu", "threads": threads, "n_components": 8})
+    batch_size = training_batch_size(batch_size, int(n_cells * 0.9))
+    module = model.module
+    module.attach_gmm(8)
+    module.train()
+    optimizer = build_optimizer(module, model.config)
+    idf = torch.from_numpy(model.data.idf)
+    phases = dict.fromkeys(("minibatch", "forward", "backward", "clip", "adamw"), 0.0)
+    with reuse_large_buffers() if reuse_buffers else contextlib.nullcontext():
+        for step in range(n_unmeasured + n_steps):
+            times = [time.perf_counter()]
+            batch = model.data.batch(np.arange(step * batch_size, (step + 1) * batch_size) % n_cells, "cpu")
+            times.append(time.perf_counter())
+            out = module.loss(batch, beta=1.0, use_cycle=True, idf=idf)
+            times.append(time.perf_counter())
+            optimizer.zero_grad(set_to_none=True)
+            out["total"].backward()
+            times.append(time.perf_counter())
+            torch.nn.utils.clip_grad_norm_(module.parameters(), 10.0)
+            times.append(time.perf_counter())
+            optimizer.step()
+            times.append(time.perf_counter())
+            if step >= n_unmeasured:
+                for phase, start, end in zip(phases, times, times[1:]):
+                    phases[phase] += (end - start) * 1000 / n_steps
+    return {"batch_size": batch_size, "reuse_buffers": reuse_buffers, **phases, "step": sum(phases.values())}
+
+
 def child_impute(n_cells, n_peaks, threads):
     import anndata as ad
     import mudata as md
@@ -95,6 +136,21 @@ def in_child(kind, *args):
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
+def print_step_phases(args):
+    print("cells\tgenes\tpeaks\tthreads\tbatch\treuse_buffers\tminibatch_ms\tforward_ms\tbackward_ms\tclip_ms\t"
+          "adamw_ms\tstep_ms\tpeak_rss_GiB", flush=True)
+    for n in args.cells:
+        for threads in args.threads:
+            for batch in args.batch_size:
+                batch = batch if batch == "auto" else int(batch)
+                for reuse in (False, True):
+                    r = in_child("step_phases", n, threads, args.genes, args.peaks, batch, reuse)
+                    print(f"{n}\t{args.genes}\t{args.peaks}\t{threads}\t{r['batch_size']}\t{reuse}\t"
+                          + "\t".join(f"{r[k]:.1f}" for k in ("minibatch", "forward", "backward", "clip", "adamw",
+                                                                "step"))
+                          + f"\t{r['peak_rss_GiB']:.2f}", flush=True)
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--cells", type=int, nargs="+", default=[1000, 10000, 50000])
@@ -106,7 +162,11 @@ def main(argv=None):
     parser.add_argument("--peaks", type=int, default=20000)
     parser.add_argument("--skip-impute", action="store_true")
     parser.add_argument("--batch-size", nargs="+", default=["32"], help="model.batch_size values (numbers or auto)")
+    parser.add_argument("--step-phases", action="store_true", help="time the phases of a step instead of training")
     args = parser.parse_args(argv)
+    if args.step_phases:
+        print_step_phases(args)
+        return
     print("what\tcells\tgenes\tpeaks\tthreads\tbatch\tepochs\tseconds\ts_per_epoch\tcells_epochs_per_s\tpeak_rss_GiB",
           flush=True)
     for n in args.cells:
