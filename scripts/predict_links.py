@@ -12,7 +12,7 @@ def main(smk):
             data, annotation, window=cfg["window"], methods=cfg["methods"], n_metacells=cfg["n_metacells"],
             n_permutations=cfg["n_permutations"], fdr=cfg["fdr"], max_genes=cfg.get("max_genes"),
             seed=cfg.get("seed", 0), correlation_null=cfg.get("correlation_null", "background"),
-            genes_path=smk.input.genes, genome=smk.params.genome)
+            genes_path=smk.input.genes, genome=smk.params.genome, n_jobs=smk.threads)
     write_tsv(links, smk.output.links)
 
 

@@ -193,6 +193,27 @@ def test_lasso_recovers_planted_link():
     assert selected.sum() <= 3
 
 
+def test_lasso_in_worker_processes_gives_the_sequential_result():
+    # 150 genes x 8 candidates, each gene driven by one planted candidate: two workers (several gene blocks
+    # each) must give bit-identical scores and selections, and still find every planted link
+    rng = np.random.default_rng(3)
+    n_meta, n_genes, n_cand = 60, 150, 8
+    acc = rng.normal(size=(n_meta, n_genes * n_cand)).astype(np.float32)
+    planted = np.arange(n_genes) * n_cand + np.arange(n_genes) % n_cand
+    expr = (1.5 * acc[:, planted] + 0.3 * rng.normal(size=(n_meta, n_genes))).astype(np.float32)
+    pairs = pd.DataFrame({"gene_index": np.repeat(np.arange(n_genes), n_cand),
+                          "peak_index": np.arange(n_genes * n_cand), "distance": 0})
+    blocks = cre._gene_blocks(np.flatnonzero(np.diff(np.r_[-1, pairs["gene_index"], -2])), n_jobs=2)
+    assert len(blocks) == 3 and blocks[0][0] == 0 and blocks[-1][-1] == len(pairs)
+    assert all(left[-1] == right[0] for left, right in zip(blocks[:-1], blocks[1:]))
+    score, selected = cre.lasso_scores(expr, acc, pairs)
+    score2, selected2 = cre.lasso_scores(expr, acc, pairs, n_jobs=2)
+    np.testing.assert_array_equal(score2, score)
+    np.testing.assert_array_equal(selected2, selected)
+    assert (score.reshape(n_genes, n_cand).argmax(axis=1) == np.arange(n_genes) % n_cand).all()
+    assert selected[planted].all()
+
+
 def test_lasso_model_size_is_scored_against_the_observed_expression():
     # "imputed" expression: an exact, smooth mix of many candidates (a function of the latent); the observed
     # expression follows only candidate 3. Scored against itself the fit keeps the whole mix; scored against

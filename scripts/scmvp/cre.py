@@ -296,7 +296,7 @@ def _coefs_at(alphas_path, coefs_path, alphas):
 
 
 def lasso_scores(expr: np.ndarray, acc: np.ndarray, pairs: pd.DataFrame, n_folds: int = 5, seed: int = 0,
-                 cv_expr: np.ndarray | None = None):
+                 cv_expr: np.ndarray | None = None, n_jobs: int = 1):
     """Non-negative LASSO per gene: (entry penalty score, selected at the 1-SE cross-validated penalty).
 
     The penalty is chosen by ``n_folds``-fold cross-validation over metacells with the one-standard-error
@@ -306,60 +306,90 @@ def lasso_scores(expr: np.ndarray, acc: np.ndarray, pairs: pd.DataFrame, n_folds
     scored against themselves every extra candidate "predicts" them and the model grows to most of the
     window (tiny simulator: 4,776 links, distal H3K27ac OR 0.91); scored against what was measured, the
     model keeps the peaks that predict real expression (168 links, precision 0.46 vs raw 0.33, OR 3.1).
+    ``n_jobs`` > 1: the genes are split into contiguous blocks fitted in that many worker processes (LARS is
+    Python-bound, threads would share one core); every gene's fit is independent, so the result is the same.
     """
-    import warnings
-
-    import sklearn
-    from sklearn.exceptions import ConvergenceWarning
-
-    # per-call argument validation costs more than these small LARS fits themselves; collinear
-    # candidates (neighbouring peaks) make LARS warn about degenerate steps, which it handles
-    with sklearn.config_context(skip_parameter_validation=True, assume_finite=True), warnings.catch_warnings():
-        warnings.simplefilter("ignore", ConvergenceWarning)
-        return _lasso_scores(expr, acc, pairs, n_folds, seed, expr if cv_expr is None else cv_expr)
-
-
-def _lasso_scores(expr, acc, pairs, n_folds, seed, cv_expr):
-    from sklearn.linear_model import lars_path
-
-    score = np.zeros(len(pairs))
-    selected = np.zeros(len(pairs), dtype=bool)
     n = expr.shape[0]
     z_expr = standardize(expr).astype(np.float64) * math.sqrt(n)
     # standardised like expr: the held-out error compares profiles across metacells, not scales
-    z_cv = z_expr if cv_expr is expr else standardize(cv_expr).astype(np.float64) * math.sqrt(n)
+    z_cv = z_expr if cv_expr is None else standardize(cv_expr).astype(np.float64) * math.sqrt(n)
     z_acc = standardize(acc)
     gene_idx = pairs["gene_index"].to_numpy()
     peak_idx = pairs["peak_index"].to_numpy()
     folds = np.random.default_rng(seed).permutation(n) % n_folds
-    bounds = np.flatnonzero(np.diff(np.r_[-1, gene_idx, -2]))  # pairs are sorted by gene
-    for a, b in zip(bounds[:-1], bounds[1:]):
-        y, y_cv = z_expr[:, gene_idx[a]], z_cv[:, gene_idx[a]]
-        if not np.any(y):
-            continue
-        X = z_acc[:, peak_idx[a:b]].astype(np.float64) * math.sqrt(n)
-        usable = np.flatnonzero(np.any(X != 0, axis=0))
-        if usable.size == 0:
-            continue
-        Xu = X[:, usable]
-        alphas, _, coefs = lars_path(Xu, y, method="lasso", positive=True)
-        nonzero = coefs > 0
-        entered = nonzero.any(axis=1)
-        first = np.argmax(nonzero, axis=1)
-        score[a + usable] = np.where(entered, alphas[np.maximum(first - 1, 0)], 0.0)
-        grid = np.unique(np.r_[alphas, np.geomspace(max(alphas[0], 1e-6), max(alphas[0], 1e-6) * 1e-3, 30)])[::-1]
-        errors = np.empty((n_folds, len(grid)))
-        for k in range(n_folds):
-            train, test = folds != k, folds == k
-            xm, ym = Xu[train].mean(axis=0), y[train].mean()
-            fa, _, fc = lars_path(Xu[train] - xm, y[train] - ym, method="lasso", positive=True)
-            beta = _coefs_at(fa, fc, grid)
-            pred = ym + (Xu[test] - xm) @ beta
-            errors[k] = ((y_cv[test][:, None] - pred) ** 2).mean(axis=0)
-        mean, se = errors.mean(axis=0), errors.std(axis=0, ddof=1) / math.sqrt(n_folds)
-        best = int(np.argmin(mean))
-        chosen = grid[np.flatnonzero(mean <= mean[best] + se[best])[0]]  # grid is decreasing: sparsest first
-        selected[a + usable] = _coefs_at(alphas, coefs, np.array([chosen]))[:, 0] > 0
+    bounds = np.flatnonzero(np.diff(np.r_[-1, gene_idx, -2]))  # pairs are sorted by gene: gene g is a..b
+    blocks = _gene_blocks(bounds, n_jobs)
+    args = (z_expr, z_cv, z_acc, gene_idx, peak_idx, folds, n_folds)
+    if len(blocks) == 1:
+        parts = [_lasso_block(*args, blocks[0])]
+    else:
+        from joblib import Parallel, delayed
+
+        parts = Parallel(n_jobs=n_jobs)(delayed(_lasso_block)(*args, block) for block in blocks)
+    score = np.concatenate([part[0] for part in parts]) if parts else np.zeros(0)
+    selected = np.concatenate([part[1] for part in parts]) if parts else np.zeros(0, dtype=bool)
+    return score, selected
+
+
+def _gene_blocks(bounds: np.ndarray, n_jobs: int, blocks_per_job: int = 8,
+                 min_block_genes: int = 50) -> list[np.ndarray]:
+    """``bounds`` (pair offsets where each gene starts, then the end) cut into contiguous gene blocks of about
+    equal pair counts: one block when sequential or too few genes to pay for starting workers (~1 s), else
+    several per job so that no worker waits on the last."""
+    n_genes = len(bounds) - 1
+    n_blocks = 1 if n_jobs <= 1 else min(n_genes // min_block_genes, n_jobs * blocks_per_job)
+    if n_blocks <= 1:
+        return [bounds]
+    cuts = np.searchsorted(bounds, np.linspace(0, bounds[-1], n_blocks + 1)[1:-1])
+    cuts = np.unique(np.r_[0, cuts, n_genes])
+    return [bounds[a:b + 1] for a, b in zip(cuts[:-1], cuts[1:])]
+
+
+def _lasso_block(z_expr, z_cv, z_acc, gene_idx, peak_idx, folds, n_folds, bounds):
+    """Scores and selections of the pairs bounds[0]..bounds[-1] (whole genes), fitted gene by gene."""
+    import warnings
+
+    import sklearn
+    from sklearn.exceptions import ConvergenceWarning
+    from sklearn.linear_model import lars_path
+
+    offset = bounds[0]
+    score = np.zeros(bounds[-1] - offset)
+    selected = np.zeros(bounds[-1] - offset, dtype=bool)
+    n = z_expr.shape[0]
+    # per-call argument validation costs more than these small LARS fits themselves; collinear
+    # candidates (neighbouring peaks) make LARS warn about degenerate steps, which it handles
+    with sklearn.config_context(skip_parameter_validation=True, assume_finite=True), warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        for a, b in zip(bounds[:-1], bounds[1:]):
+            y, y_cv = z_expr[:, gene_idx[a]], z_cv[:, gene_idx[a]]
+            if not np.any(y):
+                continue
+            X = z_acc[:, peak_idx[a:b]].astype(np.float64) * math.sqrt(n)
+            usable = np.flatnonzero(np.any(X != 0, axis=0))
+            if usable.size == 0:
+                continue
+            Xu = X[:, usable]
+            alphas, _, coefs = lars_path(Xu, y, method="lasso", positive=True)
+            nonzero = coefs > 0
+            entered = nonzero.any(axis=1)
+            first = np.argmax(nonzero, axis=1)
+            at = a - offset + usable
+            score[at] = np.where(entered, alphas[np.maximum(first - 1, 0)], 0.0)
+            top = max(alphas[0], 1e-6)
+            grid = np.unique(np.r_[alphas, np.geomspace(top, top * 1e-3, 30)])[::-1]
+            errors = np.empty((n_folds, len(grid)))
+            for k in range(n_folds):
+                train, test = folds != k, folds == k
+                xm, ym = Xu[train].mean(axis=0), y[train].mean()
+                fa, _, fc = lars_path(Xu[train] - xm, y[train] - ym, method="lasso", positive=True)
+                beta = _coefs_at(fa, fc, grid)
+                pred = ym + (Xu[test] - xm) @ beta
+                errors[k] = ((y_cv[test][:, None] - pred) ** 2).mean(axis=0)
+            mean, se = errors.mean(axis=0), errors.std(axis=0, ddof=1) / math.sqrt(n_folds)
+            best = int(np.argmin(mean))
+            chosen = grid[np.flatnonzero(mean <= mean[best] + se[best])[0]]  # grid is decreasing: sparsest first
+            selected[at] = _coefs_at(alphas, coefs, np.array([chosen]))[:, 0] > 0
     return score, selected
 
 
@@ -437,8 +467,10 @@ def most_variable_gene_pairs(pairs: pd.DataFrame, expr: np.ndarray, max_genes: i
 
 def predict_links(data: LinkingData, annotation: pd.DataFrame, *, window: int, methods, n_metacells: int,
                   n_permutations: int, fdr: float, max_genes: int | None, seed: int,
-                  correlation_null: str = "background", genes_path=None, genome=None) -> pd.DataFrame:
-    """Links of every annotated RNA gene to its candidate peaks, per method and input (raw/imputed)."""
+                  correlation_null: str = "background", genes_path=None, genome=None,
+                  n_jobs: int = 1) -> pd.DataFrame:
+    """Links of every annotated RNA gene to its candidate peaks, per method and input (raw/imputed);
+    ``n_jobs``: worker processes of the LASSO fits."""
     genes = reconcile_genes(annotation, data.peaks, genes_path, genome)
     genes = match_genes(genes, data.genes, data.gene_table, genes_path)
     pairs = candidate_pairs(data.peaks, genes, window)
@@ -461,7 +493,7 @@ def predict_links(data: LinkingData, annotation: pd.DataFrame, *, window: int, m
         for method in methods:
             if method == "lasso":
                 # the same metacells on both inputs: held-out imputed fits are scored against observed expression
-                score, selected = lasso_scores(expr, acc, use, seed=seed, cv_expr=raw_expr)
+                score, selected = lasso_scores(expr, acc, use, seed=seed, cv_expr=raw_expr, n_jobs=n_jobs)
             elif method == "correlation":
                 score, selected = correlation_scores(expr, acc, use, data.peaks["chrom"].to_numpy(),
                                                      n_permutations, fdr, seed, null=correlation_null)
