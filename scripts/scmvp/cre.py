@@ -352,14 +352,18 @@ def _lasso_block(z_expr, z_cv, z_acc, gene_idx, peak_idx, folds, n_folds, bounds
     import sklearn
     from sklearn.exceptions import ConvergenceWarning
     from sklearn.linear_model import lars_path
+    from threadpoolctl import threadpool_limits
 
     offset = bounds[0]
     score = np.zeros(bounds[-1] - offset)
     selected = np.zeros(bounds[-1] - offset, dtype=bool)
     n = z_expr.shape[0]
     # per-call argument validation costs more than these small LARS fits themselves; collinear
-    # candidates (neighbouring peaks) make LARS warn about degenerate steps, which it handles
-    with sklearn.config_context(skip_parameter_validation=True, assume_finite=True), warnings.catch_warnings():
+    # candidates (neighbouring peaks) make LARS warn about degenerate steps, which it handles. One BLAS thread:
+    # the matrices are tiny, and a worker inherits the rule's OMP/OPENBLAS_NUM_THREADS (Snakemake sets them to
+    # the rule's threads): two workers x two spinning BLAS threads took twice the CPU for no gain (442 s wall).
+    with sklearn.config_context(skip_parameter_validation=True, assume_finite=True), warnings.catch_warnings(), \
+            threadpool_limits(limits=1):
         warnings.simplefilter("ignore", ConvergenceWarning)
         for a, b in zip(bounds[:-1], bounds[1:]):
             y, y_cv = z_expr[:, gene_idx[a]], z_cv[:, gene_idx[a]]
