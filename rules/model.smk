@@ -73,6 +73,9 @@ rule impute:
         model=out("{ds}", "scmvp", "model.pt"),
     output:
         mdata=out("{ds}", "imputed.h5mu"),
+    # on the same critical path as train: the validation, CRE and benchmark rules wait for it, the QC side jobs
+    # (modality_agreement) do not; first when cores are short
+    priority: 1
     params:
         device=config["model"]["device"],
         chunk_size=config["model"]["impute_chunk_size"],
