@@ -203,7 +203,7 @@ def test_lasso_in_worker_processes_gives_the_sequential_result():
     expr = (1.5 * acc[:, planted] + 0.3 * rng.normal(size=(n_meta, n_genes))).astype(np.float32)
     pairs = pd.DataFrame({"gene_index": np.repeat(np.arange(n_genes), n_cand),
                           "peak_index": np.arange(n_genes * n_cand), "distance": 0})
-    blocks = cre._gene_blocks(np.flatnonzero(np.diff(np.r_[-1, pairs["gene_index"], -2])), n_jobs=2)
+    blocks = cre._gene_blocks(cre.gene_bounds(pairs["gene_index"].to_numpy()), n_jobs=2)
     assert len(blocks) == 3 and blocks[0][0] == 0 and blocks[-1][-1] == len(pairs)
     assert all(left[-1] == right[0] for left, right in zip(blocks[:-1], blocks[1:]))
     score, selected = cre.lasso_scores(expr, acc, pairs)

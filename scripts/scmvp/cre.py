@@ -317,8 +317,7 @@ def lasso_scores(expr: np.ndarray, acc: np.ndarray, pairs: pd.DataFrame, n_folds
     gene_idx = pairs["gene_index"].to_numpy()
     peak_idx = pairs["peak_index"].to_numpy()
     folds = np.random.default_rng(seed).permutation(n) % n_folds
-    bounds = np.flatnonzero(np.diff(np.r_[-1, gene_idx, -2]))  # pairs are sorted by gene: gene g is a..b
-    blocks = _gene_blocks(bounds, n_jobs)
+    blocks = _gene_blocks(gene_bounds(gene_idx), n_jobs)
     args = (z_expr, z_cv, z_acc, gene_idx, peak_idx, folds, n_folds)
     if len(blocks) == 1:
         parts = [_lasso_block(*args, blocks[0])]
@@ -326,15 +325,18 @@ def lasso_scores(expr: np.ndarray, acc: np.ndarray, pairs: pd.DataFrame, n_folds
         from joblib import Parallel, delayed
 
         parts = Parallel(n_jobs=n_jobs)(delayed(_lasso_block)(*args, block) for block in blocks)
-    score = np.concatenate([part[0] for part in parts]) if parts else np.zeros(0)
-    selected = np.concatenate([part[1] for part in parts]) if parts else np.zeros(0, dtype=bool)
-    return score, selected
+    return np.concatenate([part[0] for part in parts]), np.concatenate([part[1] for part in parts])
+
+
+def gene_bounds(gene_idx: np.ndarray) -> np.ndarray:
+    """Offsets where each gene's run of pairs starts, then the end (pairs are sorted by gene)."""
+    return np.flatnonzero(np.diff(np.r_[-1, gene_idx, -2]))
 
 
 def _gene_blocks(bounds: np.ndarray, n_jobs: int, blocks_per_job: int = 8,
                  min_block_genes: int = 50) -> list[np.ndarray]:
     """``bounds`` (pair offsets where each gene starts, then the end) cut into contiguous gene blocks of about
-    equal pair counts: one block when sequential or too few genes to pay for starting workers (~1 s), else
+    equal pair counts: one block when sequential or too few genes to pay for starting workers, else
     several per job so that no worker waits on the last."""
     n_genes = len(bounds) - 1
     n_blocks = 1 if n_jobs <= 1 else min(n_genes // min_block_genes, n_jobs * blocks_per_job)
