@@ -2,7 +2,7 @@
 baseline, by KMeans ARI and by 15-NN label transfer, on every labelled dataset?
 
     .venv/bin/python bench/bench_criterion.py [--datasets example:0 example:2 tissue:1 scicar]
-        [--seeds 0 1 2 3 4] [--baselines rna_pca atac_lsi] [--set KEY=VALUE ...] [--jobs 2]
+        [--seeds 0 1 2 3 4] [--baselines rna_pca atac_lsi wnn mofa scvi] [--no-scmvp] [--set KEY=VALUE ...] [--jobs 2]
         [--out bench_results/criterion.tsv]
 
 Datasets: `example:D` is the embedded example simulator (`scmvp.simulate.simulate(seed=D)`: 3,000 cells x 2,000
@@ -39,6 +39,8 @@ sys.path.insert(0, str(REPO / "bench"))
 
 SCORES = ("ari", "nmi", "knn_accuracy", "knn_balanced_accuracy")
 CRITERION = ("ari", "knn_accuracy")
+# the methods users would pick instead, each as scmvp.baselines.embed sets it up (README, "Baselines")
+BASELINES = ("rna_pca", "atac_lsi", "wnn", "mofa", "scvi")
 KEY = ("dataset", "method", "settings", "seed")
 
 
@@ -130,8 +132,10 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--datasets", nargs="+", default=["example:0", "tissue:1", "scicar"])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
-    parser.add_argument("--baselines", nargs="*", default=["rna_pca", "atac_lsi"],
-                        help="scmvp.baselines methods to compare with (e.g. also scvi wnn)")
+    parser.add_argument("--baselines", nargs="*", default=list(BASELINES),
+                        help="scmvp.baselines methods to compare with (also multivi: the slowest by far)")
+    parser.add_argument("--no-scmvp", dest="scmvp", action="store_false",
+                        help="run only the baselines (their rows join the table's scMVP rows of earlier runs)")
     parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="scMVP model settings")
     parser.add_argument("--jobs", type=int, default=1, help="trainings run side by side (1 thread each)")
     parser.add_argument("--out", type=Path, help="the table of every run (appended to; finished runs are skipped)")
@@ -142,7 +146,7 @@ def main(argv=None):
 
     done = read_done(args.out)
     tasks = [(d, m, settings if m == "scmvp" else {}, s) for d in args.datasets for s in args.seeds
-             for m in ["scmvp", *args.baselines]]
+             for m in [*(["scmvp"] if args.scmvp else []), *args.baselines]]
     todo = pending(tasks, done)
     print(f"# {len(tasks) - len(todo)} of {len(tasks)} runs already in {args.out}; {len(todo)} to run", flush=True)
     rows = []
