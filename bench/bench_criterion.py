@@ -15,8 +15,9 @@ NMI, and the stratified 5-fold 15-NN label-transfer accuracy (plain and balanced
 
 Every finished (dataset, method, settings, seed) is appended to `--out` at once and skipped when the command runs
 again with the same arguments, so a long comparison can be stopped and resumed, and rows of several `--set`s
-(e.g. two schedules) share one table. The settings column holds the `--set` keys only, so an empty one means the
-schema defaults of the day (the schedule's changed in stop 23): keep one table per version of the defaults. The
+(e.g. two schedules) share one table. The settings column holds the `--set` keys ("defaults" when none) and, after
+an `@`, a fingerprint of the whole configuration they resolve to, so rows from before a change of the schema's
+defaults are kept apart from today's. The
 earlier schedule is `--set warmup_epochs=2 kl_warmup_epochs=6 cycle_start_epoch=6 n_epochs=20
 early_stopping_patience=10`. `--jobs N` runs N single-threaded trainings side by side. The summary gives, per dataset, each method's mean +- sd over the seeds, the best baseline per score and the verdict: scMVP's mean >=
 the best baseline's mean (the issue's criterion), with scMVP's worst seed beside it.
@@ -44,9 +45,23 @@ BASELINES = ("rna_pca", "atac_lsi", "wnn", "mofa", "scvi")
 KEY = ("dataset", "method", "settings", "seed")
 
 
+def config_fingerprint(settings: dict) -> str:
+    """8 hex digits naming the configuration scMVP resolves from the schema's defaults of the day plus
+    ``settings`` (seed, device and threads left out: a row has its seed, and every run has 1 CPU thread)."""
+    import hashlib
+    import json
+
+    from scmvp.model.scmvp import model_config
+
+    config = {k: v for k, v in model_config(settings).items() if k not in ("seed", "device", "threads")}
+    return hashlib.sha1(json.dumps(config, sort_keys=True, default=str).encode()).hexdigest()[:8]
+
+
 def settings_label(settings: dict) -> str:
-    """A stable text form of the scMVP settings ("defaults" when none): the settings column of the table."""
-    return " ".join(f"{k}={settings[k]}" for k in sorted(settings)) or "defaults"
+    """The settings column of the table: the `--set` keys ("defaults" when none) and the fingerprint of the
+    configuration they resolve to, so rows measured under other defaults are neither skipped nor pooled."""
+    keys = " ".join(f"{k}={settings[k]}" for k in sorted(settings)) or "defaults"
+    return f"{keys} @{config_fingerprint(settings)}"
 
 
 def settings_column(method: str, settings: dict) -> str:

@@ -35,10 +35,11 @@ def test_verdict_compares_scmvp_mean_with_the_best_baseline_per_score():
 def test_finished_runs_are_skipped_and_settings_keep_runs_apart():
     assert bench_tissue.parse_settings(["n_epochs=40", "cycle=false", "prior=normal"]) == {
         "n_epochs": 40, "cycle": False, "prior": "normal"}
-    assert bc.settings_label({}) == "defaults"
-    assert bc.settings_label({"n_epochs": 40, "cycle_start_epoch": 20}) == "cycle_start_epoch=20 n_epochs=40"
+    defaults = bc.settings_label({})
+    assert defaults.startswith("defaults @")
+    assert bc.settings_label({"n_epochs": 40, "cycle_start_epoch": 20}).startswith("cycle_start_epoch=20 n_epochs=40 @")
     done = pd.DataFrame([_row("example:0", "rna_pca", 0, 0.5, 0.9),
-                         _row("example:0", "scmvp", 0, 0.5, 0.9, "defaults")])
+                         _row("example:0", "scmvp", 0, 0.5, 0.9, defaults)])
     late = {"warmup_epochs": 20}
     tasks = [("example:0", "rna_pca", {}, 0), ("example:0", "rna_pca", {}, 1), ("example:0", "scmvp", {}, 0),
              ("example:0", "scmvp", late, 0)]
@@ -50,3 +51,20 @@ def test_table_round_trip_keeps_empty_settings(tmp_path):
     pd.DataFrame([_row("scicar", "rna_pca", 0, 0.3, 0.9)]).to_csv(out, sep="\t", index=False)
     done = bc.read_done(out)
     assert bc.pending([("scicar", "rna_pca", {}, 0)], done) == []
+
+
+def test_the_settings_column_names_the_resolved_configuration(monkeypatch):
+    from scmvp.model import scmvp as model_module
+
+    # the late schedule spelled out resolves to today's defaults (fractions of n_epochs: 20 / 6 / 20 of 40)
+    spelled_out = {"n_epochs": 40, "warmup_epochs": 20, "kl_warmup_epochs": 6, "cycle_start_epoch": 20}
+    assert bc.config_fingerprint(spelled_out) == bc.config_fingerprint({})
+    assert bc.config_fingerprint({"n_latent": 16}) != bc.config_fingerprint({})
+    assert bc.config_fingerprint({"seed": 3, "threads": 2}) == bc.config_fingerprint({})
+    # rows written under other schema defaults are not taken for today's
+    before = bc.settings_label({})
+    defaults = model_module.model_defaults()
+    monkeypatch.setattr(model_module, "model_defaults", lambda: {**defaults, "n_epochs": 20})
+    assert bc.settings_label({}) != before
+    done = pd.DataFrame([_row("example:0", "scmvp", 0, 0.5, 0.9, before)])
+    assert bc.pending([("example:0", "scmvp", {}, 0)], done) == [("example:0", "scmvp", {}, 0)]
