@@ -38,12 +38,14 @@ report: setup
 	$(VENV)/bin/snakemake --profile profiles/default --cores $(CORES) --report results/report.html
 
 # Speed, memory and accuracy numbers (not timed tests): each script prints its numbers; see README "Benchmarks".
+# (bench_criterion is the model issue's done-when: scMVP and every baseline, five seeds, three datasets; hours)
 # (the quick clustering table caps scVI/MultiVI at 50 epochs for time; the workflow benchmark,
 # bench/scicar_benchmark.yaml, trains them with their scvi-tools defaults)
 bench: setup
 	$(PY) -m pytest workflow_tests -m scale -s
 	$(PY) bench/bench_model.py --cells 1000 10000 50000 --epochs 1 --threads 1
 	$(PY) bench/bench_scicar.py --seeds 0 1 2 3 4 --ablations --threads 1
+	$(PY) bench/bench_criterion.py --datasets example:1 tissue:6 scicar --seeds 0 1 2 3 4 --jobs 2 --out bench_results/criterion.tsv
 	$(PY) bench/bench_clustering_scicar.py --out bench_results/scicar_clustering.tsv --scvi-max-epochs 50 --multivi-max-epochs 50
 	$(PY) bench/bench_cre.py
 	$(PY) bench/bench_pipeline.py --cells 10000 20000 50000 --cores $(CORES)
