@@ -53,14 +53,14 @@ def random_paired(n_cells, n_genes, n_peaks, seed=0, rna_density=0.1, atac_densi
     return rna, atac, var
 
 
-def child_train(n_cells, epochs, threads, n_genes=2000, n_peaks=20000, batch_size=32):
+def child_train(n_cells, epochs, threads, n_genes=2000, n_peaks=20000, batch_size=32, device="cpu"):
     from scmvp.model import SCMVP
 
     rna, atac, var = random_paired(n_cells, n_genes, n_peaks)
     import numpy as np
 
     model = SCMVP(rna, atac, var, {"n_epochs": epochs, "warmup_epochs": 1, "kl_warmup_epochs": 1,
-                                   "cycle_start_epoch": 1, "n_components": 5, "device": "cpu", "threads": threads,
+                                   "cycle_start_epoch": 1, "n_components": 5, "device": device, "threads": threads,
                                    "batch_size": batch_size})
     start = time.perf_counter()
     model.train(progress=False)
@@ -70,7 +70,8 @@ def child_train(n_cells, epochs, threads, n_genes=2000, n_peaks=20000, batch_siz
             "seconds_per_epoch": float(np.mean(model.history["seconds"]))}
 
 
-def child_step_phases(n_cells, threads, n_genes, n_peaks, batch_size, reuse_buffers, n_steps=12, n_unmeasured=2):
+def child_step_phases(n_cells, threads, n_genes, n_peaks, batch_size, reuse_buffers, device="cpu", n_steps=12,
+                      n_unmeasured=2):
     import contextlib
 
     import numpy as np
@@ -81,35 +82,40 @@ def child_step_phases(n_cells, threads, n_genes, n_peaks, batch_size, reuse_buff
     from scmvp.model.trainer import build_optimizer, training_batch_size
 
     rna, atac, var = random_paired(n_cells, n_genes, n_peaks)
-    model = SCMVP(rna, atac, var, {"device": "cpu", "threads": threads, "n_components": 8})
+    model = SCMVP(rna, atac, var, {"device": device, "threads": threads, "n_components": 8})
+    device = model.device
+    # a CUDA step's phases end when its kernels do, not when Python returns
+    now = ((lambda: (torch.cuda.synchronize(device), time.perf_counter())[1]) if device.type == "cuda"
+           else time.perf_counter)
     batch_size = training_batch_size(batch_size, int(n_cells * 0.9))
     module = model.module
     module.attach_gmm(8)
     module.train()
     optimizer = build_optimizer(module, model.config)
-    idf = torch.from_numpy(model.data.idf)
+    idf = torch.from_numpy(model.data.idf).to(device)
     phases = dict.fromkeys(("minibatch", "forward", "backward", "clip", "adamw"), 0.0)
     with reuse_large_buffers() if reuse_buffers else contextlib.nullcontext():
         for step in range(n_unmeasured + n_steps):
-            times = [time.perf_counter()]
-            batch = model.data.batch(np.arange(step * batch_size, (step + 1) * batch_size) % n_cells, "cpu")
-            times.append(time.perf_counter())
-            out = module.loss(batch, beta=1.0, use_cycle=True, idf=idf)
-            times.append(time.perf_counter())
+            times = [now()]
+            batch = model.data.batch(np.arange(step * batch_size, (step + 1) * batch_size) % n_cells, device)
+            times.append(now())
+            with model.autocast():
+                out = module.loss(batch, beta=1.0, use_cycle=True, idf=idf)
+            times.append(now())
             optimizer.zero_grad(set_to_none=True)
             out["total"].backward()
-            times.append(time.perf_counter())
+            times.append(now())
             torch.nn.utils.clip_grad_norm_(module.parameters(), 10.0)
-            times.append(time.perf_counter())
+            times.append(now())
             optimizer.step()
-            times.append(time.perf_counter())
+            times.append(now())
             if step >= n_unmeasured:
                 for phase, start, end in zip(phases, times, times[1:]):
                     phases[phase] += (end - start) * 1000 / n_steps
     return {"batch_size": batch_size, "reuse_buffers": reuse_buffers, **phases, "step": sum(phases.values())}
 
 
-def child_impute(n_cells, n_peaks, threads):
+def child_impute(n_cells, n_peaks, threads, device="cpu"):
     import anndata as ad
     import mudata as md
 
@@ -119,7 +125,7 @@ def child_impute(n_cells, n_peaks, threads):
     rna, atac, var = random_paired(n_cells, 2000, n_peaks, atac_density=0.01)
     mdata = md.MuData({"rna": ad.AnnData(rna.copy(), layers={"counts": rna}),
                        "atac": ad.AnnData(atac.copy(), var=var, layers={"counts": atac})})
-    model = SCMVP.from_mudata(mdata, {"device": "cpu", "threads": threads, "impute_chunk_size": 512})
+    model = SCMVP.from_mudata(mdata, {"device": device, "threads": threads, "impute_chunk_size": 512})
     with tempfile.TemporaryDirectory(dir="/tmp") as tmp:
         start = time.perf_counter()
         write_imputed(model, mdata, Path(tmp) / "imputed.h5mu")
@@ -144,7 +150,7 @@ def print_step_phases(args):
             for batch in args.batch_size:
                 batch = batch if batch == "auto" else int(batch)
                 for reuse in (False, True):
-                    r = in_child("step_phases", n, threads, args.genes, args.peaks, batch, reuse)
+                    r = in_child("step_phases", n, threads, args.genes, args.peaks, batch, reuse, args.device)
                     print(f"{n}\t{args.genes}\t{args.peaks}\t{threads}\t{r['batch_size']}\t{reuse}\t"
                           + "\t".join(f"{r[k]:.1f}" for k in ("minibatch", "forward", "backward", "clip", "adamw",
                                                                 "step"))
@@ -163,23 +169,25 @@ def main(argv=None):
     parser.add_argument("--skip-impute", action="store_true")
     parser.add_argument("--batch-size", nargs="+", default=["32"], help="model.batch_size values (numbers or auto)")
     parser.add_argument("--step-phases", action="store_true", help="time the phases of a step instead of training")
+    parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"],
+                        help="model.device of training, imputation and --step-phases")
     args = parser.parse_args(argv)
     if args.step_phases:
         print_step_phases(args)
         return
-    print("what\tcells\tgenes\tpeaks\tthreads\tbatch\tepochs\tseconds\ts_per_epoch\tcells_epochs_per_s\tpeak_rss_GiB",
+    print("what\tdevice\tcells\tgenes\tpeaks\tthreads\tbatch\tepochs\tseconds\ts_per_epoch\tcells_epochs_per_s\tpeak_rss_GiB",
           flush=True)
     for n in args.cells:
         for threads in args.threads:
             for batch in args.batch_size:
                 batch = batch if batch == "auto" else int(batch)
-                r = in_child("train", n, args.epochs, threads, args.genes, args.peaks, batch)
-                print(f"train\t{n}\t{args.genes}\t{args.peaks}\t{threads}\t{r['batch_size']}\t{args.epochs}\t"
+                r = in_child("train", n, args.epochs, threads, args.genes, args.peaks, batch, args.device)
+                print(f"train\t{args.device}\t{n}\t{args.genes}\t{args.peaks}\t{threads}\t{r['batch_size']}\t{args.epochs}\t"
                       f"{r['seconds']:.1f}\t{r['seconds_per_epoch']:.1f}\t{r['cells_epochs_per_s']:.1f}\t"
                       f"{r['peak_rss_GiB']:.2f}", flush=True)
     if not args.skip_impute:
-        r = in_child("impute", args.impute_cells, args.impute_peaks, args.threads[0])
-        print(f"impute\t{r['cells']}\t-\t{r['peaks']}\t{args.threads[0]}\t-\t-\t{r['seconds']:.1f}\t-\t-\t{r['peak_rss_GiB']:.2f}"
+        r = in_child("impute", args.impute_cells, args.impute_peaks, args.threads[0], args.device)
+        print(f"impute\t{args.device}\t{r['cells']}\t-\t{r['peaks']}\t{args.threads[0]}\t-\t-\t{r['seconds']:.1f}\t-\t-\t{r['peak_rss_GiB']:.2f}"
               f"\t(file {r['file_GiB']:.2f} GiB)", flush=True)
 
 
