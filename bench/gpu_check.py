@@ -8,9 +8,13 @@ Without a CUDA device it says so and exits 0 (CI and CPU machines). On a CUDA ma
 3. trains on CUDA in a child process that SIGKILLs itself after epoch `--kill-after`, then resumes from the
    checkpoint in a new process to the end -> latent, ARI (the resume path that crashed on CUDA before);
 4. imputes every cell on CUDA into an imputed.h5mu and checks shapes and finiteness.
-It prints one table and exits 1 when a check fails: the resumed run must finish; CUDA's KMeans ARI must be within
-0.05 of the CPU run's (the two are not bit-identical: other kernels, and bf16 autocast where enabled); the
-imputed layers must be finite. `--device cpu` runs steps 2-4 on the CPU, to check this script itself anywhere.
+It prints one table and exits 1 when a check fails: the resumed run must finish with the uninterrupted run's
+latent (Spearman of pairwise distances >= 0.99); the 15-NN label-transfer accuracy of the CUDA and the resumed
+latents must be within 0.02 of the CPU's; the imputed layers must be finite. KMeans ARI is printed but not
+checked: CUDA draws its noise from another random stream than the CPU, so the same seed is another training run,
+and on this example single runs' ARI falls on either side of a KMeans knife edge (CPU, 10 epochs, 3,000 cells:
+seeds 0-3 ARI 0.99 / 0.81 / 0.81 / 0.99, kNN accuracy 0.993-0.997; bench/RESULTS.md "The GPU path, first run").
+`--device cpu` runs steps 2-4 on the CPU, to check this script itself anywhere.
 """
 from __future__ import annotations
 
@@ -45,7 +49,7 @@ def model_config(device, epochs):
 
 
 def train(device, epochs, n_cells, checkpoint_dir=None, kill_after=None):
-    from scmvp.metrics import clustering_scores, kmeans
+    from scmvp.metrics import clustering_scores, kmeans, knn_label_transfer
     from scmvp.model import SCMVP
 
     rna, atac, var, labels = example_data(n_cells)
@@ -60,7 +64,8 @@ def train(device, epochs, n_cells, checkpoint_dir=None, kill_after=None):
     seconds = time.perf_counter() - start
     latent = model.get_latent()
     ari = clustering_scores(labels, kmeans(latent, len(set(labels)), seed=0))["ari"]
-    return model, latent, {"device": str(model.device), "ari": ari, "epochs_run": len(history),
+    knn = knn_label_transfer(latent, labels)["knn_accuracy"]
+    return model, latent, {"device": str(model.device), "ari": ari, "knn": knn, "epochs_run": len(history),
                            "seconds_per_epoch": seconds / max(1, len(history))}
 
 
@@ -139,17 +144,21 @@ def main(argv=None):
         resumed_latent = np.load(tmp / "resumed.npy") if resumed else None
     rows = [("cpu", cpu), (args.device, dev)] + ([(f"{args.device} killed after epoch {kill_after} + resumed",
                                                    resumed)] if resumed else [])
-    print(f"\n{'run':<40} {'KMeans ARI':>10} {'epochs':>7} {'s/epoch':>8}")
+    print(f"\n{'run':<40} {'15-NN acc':>9} {'KMeans ARI':>10} {'epochs':>7} {'s/epoch':>8}")
     for name, summary in rows:
-        print(f"{name:<40} {summary['ari']:>10.3f} {summary['epochs_run']:>7d} {summary['seconds_per_epoch']:>8.2f}")
+        print(f"{name:<40} {summary['knn']:>9.3f} {summary['ari']:>10.3f} {summary['epochs_run']:>7d} "
+              f"{summary['seconds_per_epoch']:>8.2f}")
+    resumed_agreement = latent_agreement(dev_latent, resumed_latent) if resumed else None
     print(f"latent agreement (Spearman of pairwise distances): cpu vs {args.device} "
           f"{latent_agreement(cpu_latent, dev_latent):.3f}"
-          + (f"; uninterrupted vs resumed {latent_agreement(dev_latent, resumed_latent):.3f}" if resumed else ""))
+          + (f"; uninterrupted vs resumed {resumed_agreement:.3f}" if resumed else ""))
     print(f"imputation of {args.cells} cells on {args.device}: {impute_seconds:.1f} s")
-    if dev["ari"] < cpu["ari"] - 0.05:
-        failures.append(f"{args.device} ARI {dev['ari']:.3f} is more than 0.05 below the CPU's {cpu['ari']:.3f}")
-    if resumed and resumed["ari"] < cpu["ari"] - 0.05:
-        failures.append(f"resumed ARI {resumed['ari']:.3f} is more than 0.05 below the CPU's {cpu['ari']:.3f}")
+    for name, summary in rows[1:]:
+        if summary["knn"] < cpu["knn"] - 0.02:
+            failures.append(f"{name}: 15-NN accuracy {summary['knn']:.3f} is more than 0.02 below the CPU's "
+                            f"{cpu['knn']:.3f}")
+    if resumed and resumed_agreement < 0.99:
+        failures.append(f"the resumed latent differs from the uninterrupted one (agreement {resumed_agreement:.3f})")
     for failure in failures:
         print(f"FAILED: {failure}")
     print("gpu-check: " + ("FAILED" if failures else "passed"))
