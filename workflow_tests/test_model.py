@@ -2,6 +2,7 @@
 determinism, resuming after SIGKILL, the `impute` contract end to end, and clustering of simulated data."""
 from __future__ import annotations
 
+import math
 import os
 import signal
 import subprocess
@@ -621,6 +622,40 @@ def test_cycle_moves_the_joint_posterior_only_when_asked(small_sim, monkeypatch,
     reached = any(p.grad is not None and torch.any(p.grad != 0) for p in head)
     assert float(out["cycle"]) > 0 and reached == moves_joint
     assert any(p.grad is not None and torch.any(p.grad != 0) for p in module.rna_only.parameters())
+
+
+def test_product_of_experts_adds_precisions_and_weights_means_by_them():
+    from scmvp.model.distributions import product_of_experts
+
+    # N(0, 1) x N(1, 1) x N(3, 1/2): precision 1 + 1 + 2 = 4, mean (0 + 1 + 6) / 4
+    mu, logvar = product_of_experts(torch.tensor([[1.0]]), torch.tensor([[0.0]]),
+                                    torch.tensor([[3.0]]), torch.log(torch.tensor([[0.5]])))
+    assert mu.item() == pytest.approx(7 / 4) and logvar.item() == pytest.approx(-math.log(4))
+    # a confident expert dominates, per cell: the other modality's mean barely moves the product
+    mu, _ = product_of_experts(torch.tensor([[5.0], [5.0]]), torch.tensor([[-8.0], [4.0]]),
+                               torch.tensor([[-5.0], [-5.0]]), torch.tensor([[4.0], [-8.0]]))
+    assert mu[0].item() == pytest.approx(5.0, abs=0.01) and mu[1].item() == pytest.approx(-5.0, abs=0.01)
+
+
+def test_poe_joint_posterior_trains_and_uses_one_expert_per_modality(small_sim):
+    """model.joint_posterior: poe builds a Gaussian expert on each modality encoder instead of the joint MLP, and
+    q(z | x, y) is their product with N(0, I); the default (mlp) network is unchanged."""
+    model = build(small_sim, joint_posterior="poe", n_epochs=2)
+    module = model.module
+    assert not hasattr(module, "joint") and hasattr(module, "rna_expert") and hasattr(module, "atac_expert")
+    model.train(progress=False)
+    latent = model.get_latent()
+    assert latent.shape == (small_sim.rna.shape[0], module.n_latent) and np.isfinite(latent).all()
+    batch = model.data.batch(np.arange(16), "cpu")
+    module.eval()
+    with torch.no_grad():
+        mu, logvar = module.encode(batch)
+        rna = module.rna_expert(module.rna_encoder(batch))
+        atac = module.atac_expert(module.atac_encoder(batch))
+    precision = 1 + torch.exp(-rna[1]) + torch.exp(-atac[1])
+    assert torch.allclose(logvar, -torch.log(precision), atol=1e-5)
+    assert torch.all(logvar < torch.minimum(rna[1], atac[1]))         # the product is tighter than either expert
+    assert hasattr(build(small_sim).module, "joint")
 
 
 def test_em_update_resets_the_optimizer_state_of_the_prior(small_sim):

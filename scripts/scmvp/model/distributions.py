@@ -101,6 +101,16 @@ def kl_normal_normal(mu1, logvar1, mu2, logvar2):
                            - 1.0, dim=-1)
 
 
+def product_of_experts(mu_a, logvar_a, mu_b, logvar_b):
+    """Mean and log-variance of N(0, I) x N(mu_a, var_a) x N(mu_b, var_b), normalised (precisions add, means are
+    precision-weighted; the N(0, I) expert keeps the product defined when both experts are vague, as in Wu &
+    Goodman's multimodal VAE, NeurIPS 2018)."""
+    prec_a, prec_b = torch.exp(-logvar_a.float()), torch.exp(-logvar_b.float())
+    precision = 1.0 + prec_a + prec_b
+    mu = (mu_a.float() * prec_a + mu_b.float() * prec_b) / precision
+    return mu, -torch.log(precision)
+
+
 def gmm_log_joint(z, log_pi, mu_c, logvar_c):
     """log pi_c + log N(z | mu_c, diag exp(logvar_c)), shape (cells, components)."""
     diff = z.unsqueeze(1) - mu_c.unsqueeze(0)                       # (n, K, d)

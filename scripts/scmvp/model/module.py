@@ -275,8 +275,10 @@ class SCMVPModule(nn.Module):
     def __init__(self, n_genes, n_peaks, n_latent=20, n_hidden=128, n_components=1, n_tokens=64, n_heads=4,
                  n_transformer_layers=2, top_genes_attended=256, attention_dim=64, prior="gmm", rna_encoder="attention",
                  atac_encoder="attention", cycle=True, cluster_guidance=True, atac_weight=1.0, dropout=0.1,
-                 n_batches=0, encode_batch=False, gmm_min_variance=0.0, cycle_moves_joint=True):
+                 n_batches=0, encode_batch=False, gmm_min_variance=0.0, cycle_moves_joint=True,
+                 joint_posterior="mlp"):
         super().__init__()
+        self.joint_posterior = joint_posterior
         self.cycle_moves_joint = bool(cycle_moves_joint)
         self.gmm_min_variance = float(gmm_min_variance)
         self.prior_kind, self.use_cycle, self.cluster_guidance = prior, cycle, cluster_guidance
@@ -292,9 +294,14 @@ class SCMVPModule(nn.Module):
         self.atac_encoder = (ATACTransformerEncoder(n_peaks, n_tokens, attention_dim, n_heads, n_transformer_layers,
                                                     n_hidden, dropout)
                              if atac_encoder == "attention" else ATACMLPEncoder(n_peaks, n_hidden, n_hidden, dropout))
-        self.joint = nn.Sequential(nn.Linear(2 * n_hidden + n_enc_batches, n_hidden), nn.LayerNorm(n_hidden), nn.GELU(),
-                                   nn.Dropout(dropout))
-        self.posterior = GaussianHead(n_hidden, n_latent)
+        if joint_posterior == "poe":
+            # one Gaussian expert per modality encoder; q(z | x, y) is their product with N(0, I)
+            self.rna_expert = GaussianHead(n_hidden + n_enc_batches, n_latent)
+            self.atac_expert = GaussianHead(n_hidden + n_enc_batches, n_latent)
+        else:
+            self.joint = nn.Sequential(nn.Linear(2 * n_hidden + n_enc_batches, n_hidden), nn.LayerNorm(n_hidden),
+                                       nn.GELU(), nn.Dropout(dropout))
+            self.posterior = GaussianHead(n_hidden, n_latent)
         self.rna_decoder = Decoder(n_latent, n_hidden, n_genes, zero_inflated=False, n_batches=self.n_batches)
         self.atac_decoder = Decoder(n_latent, n_hidden, n_peaks, zero_inflated=True, n_batches=self.n_batches)
         self.rna_log_theta = nn.Parameter(torch.zeros(n_genes))
@@ -349,9 +356,13 @@ class SCMVPModule(nn.Module):
 
     # -- encoders ---------------------------------------------------------------------------------------
     def encode(self, batch):
+        onehot = self._encoder_onehot(batch.get("batch"))
+        if self.joint_posterior == "poe":
+            rna = self.rna_expert(self._with(self.rna_encoder(batch), onehot))
+            atac = self.atac_expert(self._with(self.atac_encoder(batch), onehot))
+            return D.product_of_experts(*rna, *atac)
         h = torch.cat([self.rna_encoder(batch), self.atac_encoder(batch)], dim=-1)
-        h = self._with(h, self._encoder_onehot(batch.get("batch")))
-        mu, logvar = self.posterior(self.joint(h))
+        mu, logvar = self.posterior(self.joint(self._with(h, onehot)))
         return mu.float(), logvar.float()
 
     def encode_rna_only(self, batch=None, expr=None, batch_index=None):

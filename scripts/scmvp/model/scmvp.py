@@ -132,7 +132,7 @@ class SCMVP:
             cycle=cfg["cycle"], cluster_guidance=cfg["cluster_guidance"],
             atac_weight=cfg["atac_weight"], n_batches=self.n_batches,
             encode_batch=cfg["encode_batch"], gmm_min_variance=cfg["gmm_min_variance"],
-            cycle_moves_joint=cfg["cycle_moves_joint"]).to(self.device)
+            cycle_moves_joint=cfg["cycle_moves_joint"], joint_posterior=cfg["joint_posterior"]).to(self.device)
 
     @classmethod
     def from_mudata(cls, mdata, config: dict | None = None, path=None, batch_key=_FROM_CONFIG,
