@@ -84,9 +84,13 @@ def child_step_phases(n_cells, threads, n_genes, n_peaks, batch_size, reuse_buff
     rna, atac, var = random_paired(n_cells, n_genes, n_peaks)
     model = SCMVP(rna, atac, var, {"device": device, "threads": threads, "n_components": 8})
     device = model.device
-    # a CUDA step's phases end when its kernels do, not when Python returns
-    now = ((lambda: (torch.cuda.synchronize(device), time.perf_counter())[1]) if device.type == "cuda"
-           else time.perf_counter)
+
+    def now():
+        # a CUDA step's phases end when its kernels do, not when Python returns
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        return time.perf_counter()
+
     batch_size = training_batch_size(batch_size, int(n_cells * 0.9))
     module = model.module
     module.attach_gmm(8)
