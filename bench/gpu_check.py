@@ -1,6 +1,7 @@
 """The GPU path, end to end: train on CUDA, kill and resume, impute, and compare with a CPU run of the same seed.
 
-    .venv/bin/python bench/gpu_check.py [--cells 3000] [--epochs 10] [--device cuda|cpu]     (make gpu-check)
+    .venv/bin/python bench/gpu_check.py [--cells 3000] [--epochs 10] [--device cuda|cpu] [--set KEY=VALUE ...]
+                                                                                              (make gpu-check)
 
 Without a CUDA device it says so and exits 0 (CI and CPU machines). On a CUDA machine it:
 1. trains scMVP on the simulated example (the `make run` example's settings, seed 0) on the CPU -> latent, ARI;
@@ -14,7 +15,8 @@ latents must be within 0.02 of the CPU's; the imputed layers must be finite. KMe
 checked: CUDA draws its noise from another random stream than the CPU, so the same seed is another training run,
 and on this example single runs' ARI falls on either side of a KMeans knife edge (CPU, 10 epochs, 3,000 cells:
 seeds 0-3 ARI 0.99 / 0.81 / 0.81 / 0.99, kNN accuracy 0.993-0.997; bench/RESULTS.md "The GPU path, first run").
-`--device cpu` runs steps 2-4 on the CPU, to check this script itself anywhere.
+`--device cpu` runs steps 2-4 on the CPU, to check this script itself anywhere. `--set` changes model settings
+(as bench_criterion.py's) in every run.
 """
 from __future__ import annotations
 
@@ -29,9 +31,11 @@ import time
 from pathlib import Path
 
 import numpy as np
+from bench_tissue import parse_settings
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "scripts"))
+sys.path.insert(0, str(REPO / "bench"))
 
 
 def example_data(n_cells, seed=0):
@@ -42,18 +46,18 @@ def example_data(n_cells, seed=0):
     return sim.rna, sim.atac, var, np.asarray(sim.labels)
 
 
-def model_config(device, epochs):
+def model_config(device, epochs, settings=None):
     # the example's model settings (config/config.yaml) with a shorter schedule
     return {"n_latent": 16, "n_components": "auto", "device": device, "seed": 0, "n_epochs": epochs,
-            "threads": max(1, min(8, os.cpu_count() or 1))}
+            "threads": max(1, min(8, os.cpu_count() or 1)), **(settings or {})}
 
 
-def train(device, epochs, n_cells, checkpoint_dir=None, kill_after=None):
+def train(device, epochs, n_cells, checkpoint_dir=None, kill_after=None, settings=None):
     from scmvp.metrics import clustering_scores, kmeans, knn_label_transfer
     from scmvp.model import SCMVP
 
     rna, atac, var, labels = example_data(n_cells)
-    model = SCMVP(rna, atac, var, model_config(device, epochs))
+    model = SCMVP(rna, atac, var, model_config(device, epochs, settings))
 
     def maybe_die(epoch, _model):
         if kill_after is not None and epoch >= kill_after:
@@ -71,14 +75,16 @@ def train(device, epochs, n_cells, checkpoint_dir=None, kill_after=None):
 
 def child(args):
     """Run in a subprocess: train (maybe killed), save the latent, print the summary as JSON."""
-    _, latent, summary = train(args.device, args.epochs, args.cells, args.checkpoints, args.kill_after)
+    _, latent, summary = train(args.device, args.epochs, args.cells, args.checkpoints, args.kill_after,
+                               parse_settings(args.set))
     np.save(args.latent_out, latent)
     print(json.dumps(summary))
 
 
 def run_child(args, checkpoints, latent_out, kill_after=None):
     command = [sys.executable, __file__, "--child", "--device", args.device, "--epochs", str(args.epochs),
-               "--cells", str(args.cells), "--checkpoints", str(checkpoints), "--latent-out", str(latent_out)]
+               "--cells", str(args.cells), "--checkpoints", str(checkpoints), "--latent-out", str(latent_out),
+               "--set", *args.set]
     if kill_after is not None:
         command += ["--kill-after", str(kill_after)]
     proc = subprocess.run(command, capture_output=True, text=True)
@@ -101,6 +107,7 @@ def main(argv=None):
     parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--kill-after", type=int, default=None, help="epoch after which the child is killed")
     parser.add_argument("--device", default="cuda", choices=["cuda", "cpu"])
+    parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="model settings for every run")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--checkpoints", help=argparse.SUPPRESS)
     parser.add_argument("--latent-out", help=argparse.SUPPRESS)
@@ -116,10 +123,11 @@ def main(argv=None):
         print(f"gpu-check on {torch.cuda.get_device_name(0)}, torch {torch.__version__}", flush=True)
     kill_after = args.kill_after or max(1, args.epochs // 2)
     failures = []
-    _, cpu_latent, cpu = train("cpu", args.epochs, args.cells)
+    settings = parse_settings(args.set)
+    _, cpu_latent, cpu = train("cpu", args.epochs, args.cells, settings=settings)
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        model, dev_latent, dev = train(args.device, args.epochs, args.cells)
+        model, dev_latent, dev = train(args.device, args.epochs, args.cells, settings=settings)
         code, _, err = run_child(args, tmp / "ckpt", tmp / "killed.npy", kill_after=kill_after)
         if code != -signal.SIGKILL:
             failures.append(f"the child to be killed after epoch {kill_after} ended with {code}: {err}")
