@@ -379,21 +379,27 @@ def test_nb_dispersion_is_bounded(small_sim):
     assert torch.all(module.rna_theta() > 0)
 
 
-def test_bf16_autocast_keeps_heads_decoder_outputs_and_likelihoods_in_fp32(small_sim):
+@pytest.mark.parametrize("joint_posterior", ["mlp", "poe"])
+def test_bf16_autocast_keeps_heads_decoder_outputs_and_likelihoods_in_fp32(small_sim, joint_posterior):
     """precision bf16 (CPU autocast here, as on a GPU): encoders and hidden layers in bf16, but the latent
-    (X_scmvp), the decoded scales/dropouts and every loss term are computed in float32."""
+    (X_scmvp), the decoded scales/dropouts and every loss term are computed in float32 -- with either joint
+    posterior (the paper's MLP or the product of experts' heads)."""
     assert build(small_sim).autocast_dtype is None                      # auto on a CPU: float32
     assert build(small_sim, precision="fp32").autocast_dtype is None
-    model = build(small_sim, precision="bf16")
+    model = build(small_sim, precision="bf16", joint_posterior=joint_posterior)
     module = model.module
     module.attach_gmm(4)
     _distinct_prior(module.prior)
     module.eval()
-    layers = {"posterior.mean": module.posterior.mean, "posterior.logvar": module.posterior.logvar,
+    head = module.posterior if joint_posterior == "mlp" else module.rna_expert
+    layers = {"posterior.mean": head.mean, "posterior.logvar": head.logvar,
               "rna_only.head": module.rna_only[2].mean, "atac_only.head": module.atac_only[2].logvar,
               "rna_decoder.scale": module.rna_decoder.scale, "atac_decoder.scale": module.atac_decoder.scale,
-              "atac_decoder.dropout_cell": module.atac_decoder.dropout_cell, "joint": module.joint[0],
+              "atac_decoder.dropout_cell": module.atac_decoder.dropout_cell,
+              "joint": module.joint[0] if joint_posterior == "mlp" else module.rna_encoder.out[1],
               "rna_decoder.hidden": module.rna_decoder.hidden[0]}
+    if joint_posterior == "poe":
+        layers.update({"atac_expert.mean": module.atac_expert.mean, "atac_expert.logvar": module.atac_expert.logvar})
     dtypes = {}
     for name, layer in layers.items():
         layer.register_forward_hook(lambda m, i, o, name=name: dtypes.setdefault(name, set()).add(o.dtype))
@@ -403,8 +409,8 @@ def test_bf16_autocast_keeps_heads_decoder_outputs_and_likelihoods_in_fp32(small
         mu, logvar = module.encode(batch)
         hidden = module.rna_decoder.hidden(mu)
         scale, _ = module.rna_decoder(mu)
-        h = torch.randn(8, module.posterior.mean.in_features, generator=torch.Generator().manual_seed(0))
-        head_mu, head_logvar = module.posterior(h.bfloat16())
+        h = torch.randn(8, head.mean.in_features, generator=torch.Generator().manual_seed(0))
+        head_mu, head_logvar = head(h.bfloat16())
     # autocast really ran the encoders and hidden layers in bf16 ...
     assert dtypes.pop("joint") == {torch.bfloat16} and dtypes.pop("rna_decoder.hidden") == {torch.bfloat16}
     # ... but not the heads, the decoder outputs or the loss
@@ -415,7 +421,7 @@ def test_bf16_autocast_keeps_heads_decoder_outputs_and_likelihoods_in_fp32(small
     with torch.no_grad():                                               # the same inputs in plain float32
         torch.testing.assert_close(scale, torch.softmax(module.rna_decoder.scale(hidden.float()), -1),
                                    rtol=1e-6, atol=1e-7)
-        ref_mu, ref_logvar = module.posterior(h.bfloat16().float())
+        ref_mu, ref_logvar = head(h.bfloat16().float())
     torch.testing.assert_close(head_mu, ref_mu, rtol=1e-6, atol=1e-6)
     torch.testing.assert_close(head_logvar, ref_logvar, rtol=1e-6, atol=1e-6)
     assert model.get_latent(np.arange(16)).dtype == np.float32
@@ -610,7 +616,7 @@ def test_reconstruction_does_not_train_the_prior(small_sim):
 def test_cycle_moves_the_joint_posterior_only_when_asked(small_sim, monkeypatch, moves_joint):
     """model.cycle_moves_joint: the cycle KL's gradient reaches the joint posterior head through its target
     (the paper's loss) only when true; false keeps q(z|x,y) a fixed target of the cycle."""
-    model = build(small_sim, cycle_moves_joint=moves_joint)
+    model = build(small_sim, cycle_moves_joint=moves_joint, joint_posterior="mlp")
     module = model.module
     decode = module.decode
     # cut the other path from the cycle to the joint posterior (z -> decoded profiles -> single encoders)
@@ -655,7 +661,7 @@ def test_poe_joint_posterior_trains_and_uses_one_expert_per_modality(small_sim):
     precision = 1 + torch.exp(-rna[1]) + torch.exp(-atac[1])
     assert torch.allclose(logvar, -torch.log(precision), atol=1e-5)
     assert torch.all(logvar < torch.minimum(rna[1], atac[1]))         # the product is tighter than either expert
-    assert hasattr(build(small_sim).module, "joint")
+    assert hasattr(build(small_sim, joint_posterior="mlp").module, "joint")
 
 
 def test_em_update_resets_the_optimizer_state_of_the_prior(small_sim):

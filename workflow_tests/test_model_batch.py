@@ -94,7 +94,7 @@ def test_batch_one_hot_enters_the_decoders_and_with_encode_batch_the_encoders(sm
     module = model.module
     assert module.rna_decoder.hidden[0].in_features == 8 + 3
     assert module.atac_decoder.hidden[0].in_features == 8 + 3
-    assert module.joint[0].in_features == 2 * 32                      # encoders: no batch by default
+    assert module.rna_expert.mean.in_features == module.atac_expert.mean.in_features == 32  # encoders: no batch
     assert module.rna_only[2].mean.in_features == 32
     # the decoders' output depends on the batch, the latent (without encode_batch) does not
     z = torch.randn(4, 8)
@@ -107,7 +107,9 @@ def test_batch_one_hot_enters_the_decoders_and_with_encode_batch_the_encoders(sm
         minibatch["batch"] = torch.zeros_like(minibatch["batch"])
         assert torch.equal(mu, module.encode(minibatch)[0])
     encoded = build(small_sim, batch=batch, encode_batch=True).module
-    assert encoded.joint[0].in_features == 2 * 32 + 3
+    assert encoded.rna_expert.mean.in_features == encoded.atac_expert.logvar.in_features == 32 + 3
+    assert build(small_sim, batch=batch, encode_batch=True, joint_posterior="mlp").module.joint[0].in_features == \
+        2 * 32 + 3
     assert encoded.rna_only[2].mean.in_features == 32 + 3 and encoded.atac_only[2].mean.in_features == 32 + 3
     # gradients reach the batch columns of the decoders (and of the encoders with encode_batch), cycle included
     trained = build(small_sim, batch=batch, encode_batch=True)
@@ -116,7 +118,7 @@ def test_batch_one_hot_enters_the_decoders_and_with_encode_batch_the_encoders(sm
                               idf=torch.from_numpy(trained.data.idf))
     out["total"].backward()
     for layer in (trained.module.rna_decoder.hidden[0], trained.module.atac_decoder.hidden[0],
-                  trained.module.joint[0]):
+                  trained.module.rna_expert.mean, trained.module.atac_expert.logvar):
         assert layer.weight.grad[:, -3:].abs().sum() > 0
 
 
