@@ -19,9 +19,9 @@ Design choices worth knowing:
 * Joint posterior (`joint_posterior`): `poe` (default) gives each modality encoder its own Gaussian head and
   takes q(z|x,y) = N(0, I) x q(z|x) x q(z|y) (precisions add, means are precision-weighted), so every cell and
   latent dimension leans on its more confident modality -- what WNN's per-cell modality weights do. `mlp` is
-  the paper's network: one hidden layer over both encoders' outputs, then one Gaussian head. poe raised every
-  score on the hard tissue, sci-CAR and the example (bench/RESULTS.md, "The product of experts becomes the
-  default").
+  the paper's network: one hidden layer over both encoders' outputs, then one Gaussian head. poe raised KMeans
+  ARI and kNN label transfer on the hard tissue and sci-CAR and ARI on the example (whose kNN fell by 0.0008;
+  bench/RESULTS.md, "The product of experts becomes the default").
 * Prior: N(0, I) for `warmup_epochs`, then a GMM fitted (sklearn, diagonal) on the warm-up latent means, its
   variances widened by the mean posterior variance; pi, mu_c, log sigma_c^2 then learned by gradient of the
   KL term only (the decoders' guidance uses p(c|z) with the prior's parameters detached: reconstruction moves
