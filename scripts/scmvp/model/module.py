@@ -276,7 +276,7 @@ class SCMVPModule(nn.Module):
                  n_transformer_layers=2, top_genes_attended=256, attention_dim=64, prior="gmm", rna_encoder="attention",
                  atac_encoder="attention", cycle=True, cluster_guidance=True, atac_weight=1.0, dropout=0.1,
                  n_batches=0, encode_batch=False, gmm_min_variance=0.0, cycle_moves_joint=True,
-                 joint_posterior="mlp"):
+                 joint_posterior="poe"):
         super().__init__()
         self.joint_posterior = joint_posterior
         self.cycle_moves_joint = bool(cycle_moves_joint)
