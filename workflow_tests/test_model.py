@@ -303,6 +303,20 @@ def test_saved_model_loads_with_the_same_latent_and_rejects_a_foreign_config(sma
         SCMVP.load(tmp_path / "foreign.pt", mdata)
 
 
+def test_a_model_saved_before_joint_posterior_existed_loads_with_the_mlp_joint(small_sim, tmp_path):
+    """Models saved before stop 27 have no `joint_posterior` key and the paper's MLP joint; today's default is
+    poe, so loading must not resolve the missing key to the default (its state would not fit)."""
+    model = build(small_sim, n_epochs=1, joint_posterior="mlp")
+    model.train(progress=False)
+    model.save(tmp_path / "model.pt")
+    payload = torch.load(tmp_path / "model.pt", weights_only=False)
+    del payload["config"]["joint_posterior"]
+    torch.save(payload, tmp_path / "old.pt")
+    loaded = SCMVP.load(tmp_path / "old.pt", to_mudata(small_sim, labels=False))
+    assert hasattr(loaded.module, "joint")
+    np.testing.assert_allclose(loaded.get_latent(), model.get_latent(), atol=1e-5)
+
+
 def test_simulated_types_are_recovered():
     """The simulator's 4 discrete types + its trajectory (T_early/T_late split at pseudotime 0.5, one
     continuous population: counted as one type here). C3/C4 differ by only 3 genes (1.2% of 300) and a few

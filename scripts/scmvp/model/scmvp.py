@@ -270,6 +270,8 @@ class SCMVP:
         if unknown:
             raise InputError(path, f"the model was saved by another version of this pipeline (config keys "
                                    f"{unknown} are unknown here): train it again (delete {path})")
+        # saved before `joint_posterior` existed (stop 27): those models have the MLP joint, not today's default
+        cfg.setdefault("joint_posterior", "mlp")
         if device is not None:
             cfg["device"] = device
         categories = payload.get("batch_categories")
