@@ -31,11 +31,11 @@ import time
 from pathlib import Path
 
 import numpy as np
-from bench_tissue import parse_settings
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "scripts"))
 sys.path.insert(0, str(REPO / "bench"))
+from bench_tissue import parse_settings  # noqa: E402
 
 
 def example_data(n_cells, seed=0):
