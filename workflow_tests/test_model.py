@@ -632,11 +632,13 @@ def test_reconstruction_does_not_train_the_prior(small_sim):
     assert all(p.grad is not None and torch.any(p.grad != 0) for p in prior)
 
 
+@pytest.mark.parametrize("joint_posterior", ["mlp", "poe"])
 @pytest.mark.parametrize("moves_joint", [True, False])
-def test_cycle_moves_the_joint_posterior_only_when_asked(small_sim, monkeypatch, moves_joint):
-    """model.cycle_moves_joint: the cycle KL's gradient reaches the joint posterior head through its target
-    (the paper's loss) only when true; false keeps q(z|x,y) a fixed target of the cycle."""
-    model = build(small_sim, cycle_moves_joint=moves_joint, joint_posterior="mlp")
+def test_cycle_moves_the_joint_posterior_only_when_asked(small_sim, monkeypatch, moves_joint, joint_posterior):
+    """model.cycle_moves_joint: the cycle KL's gradient reaches the joint posterior's heads (the MLP joint's head,
+    or poe's two experts) through its target (the paper's loss) only when true; false keeps q(z|x,y) a fixed
+    target of the cycle."""
+    model = build(small_sim, cycle_moves_joint=moves_joint, joint_posterior=joint_posterior)
     module = model.module
     decode = module.decode
     # cut the other path from the cycle to the joint posterior (z -> decoded profiles -> single encoders)
@@ -644,9 +646,11 @@ def test_cycle_moves_the_joint_posterior_only_when_asked(small_sim, monkeypatch,
     out = module.loss(model.data.batch(np.arange(32), "cpu"), beta=1.0, use_cycle=True,
                       idf=torch.from_numpy(model.data.idf))
     out["cycle"].backward()
-    head = list(module.posterior.parameters())
-    reached = any(p.grad is not None and torch.any(p.grad != 0) for p in head)
-    assert float(out["cycle"]) > 0 and reached == moves_joint
+    heads = [module.posterior] if joint_posterior == "mlp" else [module.rna_expert, module.atac_expert]
+    for head in heads:
+        reached = any(p.grad is not None and torch.any(p.grad != 0) for p in head.parameters())
+        assert reached == moves_joint
+    assert float(out["cycle"]) > 0
     assert any(p.grad is not None and torch.any(p.grad != 0) for p in module.rna_only.parameters())
 
 
