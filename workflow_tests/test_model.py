@@ -689,7 +689,16 @@ def test_poe_joint_posterior_trains_and_uses_one_expert_per_modality(small_sim):
     precision = 1 + torch.exp(-rna[1]) + torch.exp(-atac[1])
     assert torch.allclose(logvar, -torch.log(precision), atol=1e-5)
     assert torch.all(logvar < torch.minimum(rna[1], atac[1]))         # the product is tighter than either expert
-    assert hasattr(build(small_sim, joint_posterior="mlp").module, "joint")
+    # each expert on its own (get_expert_latents): their product with N(0, I) is get_latent's posterior
+    experts = model.get_expert_latents(chunk_size=7)
+    (mu_r, prec_r), (mu_a, prec_a) = experts["rna"], experts["atac"]
+    assert mu_r.shape == prec_r.shape == mu_a.shape == latent.shape and np.all(prec_r > 0) and np.all(prec_a > 0)
+    np.testing.assert_allclose((mu_r * prec_r + mu_a * prec_a) / (1 + prec_r + prec_a), latent, atol=1e-5)
+    assert not np.allclose(mu_r, mu_a, atol=1e-3)
+    mlp = build(small_sim, joint_posterior="mlp")
+    assert hasattr(mlp.module, "joint")
+    with pytest.raises(ValueError, match="only 'poe' has per-modality experts"):
+        mlp.get_expert_latents()
 
 
 def test_em_update_resets_the_optimizer_state_of_the_prior(small_sim):

@@ -355,12 +355,19 @@ class SCMVPModule(nn.Module):
         return h if onehot is None else torch.cat([h, onehot.to(h.dtype)], dim=-1)
 
     # -- encoders ---------------------------------------------------------------------------------------
-    def encode(self, batch):
+    def experts(self, batch):
+        """The product of experts' two factors: ((mu, logvar) of the RNA expert, (mu, logvar) of the ATAC one)."""
+        if self.joint_posterior != "poe":
+            raise ValueError(f"the joint posterior is {self.joint_posterior!r}: only 'poe' has per-modality experts")
         onehot = self._encoder_onehot(batch.get("batch"))
+        return (self.rna_expert(self._with(self.rna_encoder(batch), onehot)),
+                self.atac_expert(self._with(self.atac_encoder(batch), onehot)))
+
+    def encode(self, batch):
         if self.joint_posterior == "poe":
-            rna = self.rna_expert(self._with(self.rna_encoder(batch), onehot))
-            atac = self.atac_expert(self._with(self.atac_encoder(batch), onehot))
+            rna, atac = self.experts(batch)
             return D.product_of_experts(*rna, *atac)
+        onehot = self._encoder_onehot(batch.get("batch"))
         h = torch.cat([self.rna_encoder(batch), self.atac_encoder(batch)], dim=-1)
         mu, logvar = self.posterior(self.joint(self._with(h, onehot)))
         return mu.float(), logvar.float()

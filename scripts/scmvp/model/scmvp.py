@@ -200,6 +200,22 @@ class SCMVP:
         return mean
 
     @torch.no_grad()
+    def get_expert_latents(self, cells=None, chunk_size=None) -> dict:
+        """With `joint_posterior: poe`, each modality's expert on its own: {"rna": (means, precisions), "atac":
+        (means, precisions)}. Their product with N(0, I) is q(z | x, y) (`get_latent`); which expert carries a cell
+        type (e.g. the 15-NN label transfer of each expert's means) shows which modality the joint latent uses."""
+        self.module.eval()
+        parts = {"rna": ([], []), "atac": ([], [])}
+        for idx in self._chunks(cells, chunk_size):
+            with self.autocast():
+                experts = self.module.experts(self.data.batch(idx, self.device, dense_atac=False))
+            for (means, precisions), (mu, logvar) in zip(parts.values(), experts):
+                means.append(mu.float().cpu().numpy())
+                precisions.append(torch.exp(-logvar.float()).cpu().numpy())
+        empty = np.zeros((0, self.config["n_latent"]), np.float32)
+        return {name: tuple(np.concatenate(v) if v else empty for v in values) for name, values in parts.items()}
+
+    @torch.no_grad()
     def get_cluster_probabilities(self, latent=None) -> np.ndarray | None:
         """p(c | z) at the latent means (None with a normal prior)."""
         if self.module.prior is None:

@@ -1,0 +1,98 @@
+"""Which modality does scMVP's joint latent use? With `joint_posterior: poe`, q(z | x, y) is N(0, I) x an RNA
+expert x an ATAC expert; this trains scMVP once per model seed on a criterion dataset and scores, by the
+criterion's scores (KMeans ARI at the true k, 5-fold 15-NN label transfer), the joint latent, each expert's means
+alone, the two experts side by side, and RNA PCA / ATAC LSI of the same cells. On the hard tissue it adds each
+kind of type's mean 15-NN recall (chromatin-only, RNA-only, both), and it prints each expert's median precision per
+latent dimension (the weight of that modality in the product).
+
+    .venv/bin/python bench/bench_experts.py [--dataset tissue:6] [--seeds 0] [--set KEY=VALUE ...]
+        [--threads 1] [--out bench_results/experts.tsv]
+
+Datasets as `bench_criterion.py`'s (`example:D`, `tissue:D`, `scicar`).
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+sys.path[:0] = [str(Path(__file__).resolve().parent), str(Path(__file__).resolve().parents[1] / "scripts")]
+
+from bench_criterion import load  # noqa: E402
+from bench_tissue import label_kinds, parse_settings, score  # noqa: E402
+
+KINDS = ("chromatin-only", "RNA-only", "both")
+
+
+def tissue_kinds(dataset: str, labels) -> dict | None:
+    """label -> kind for `tissue:D` (simulate_tissue records its single-modality types), else None."""
+    name, _, data_seed = dataset.partition(":")
+    if name != "tissue":
+        return None
+    from scmvp.simulate_tissue import simulate_tissue
+
+    sim = simulate_tissue(n_cells=4000, n_genes=2000, n_peaks=20000, seed=int(data_seed))
+    names = sorted(set(labels))
+    return dict(zip(names, label_kinds(sim, names)))
+
+
+def embeddings(mdata, seed: int, settings: dict, threads: int) -> tuple[dict, dict]:
+    """({name: embedding} of the joint latent, the experts, both experts and the two baselines;
+    {expert: median precision per latent dimension})."""
+    from scmvp import baselines
+    from scmvp.model import SCMVP
+
+    cfg = {"device": "cpu", "threads": threads, "seed": seed, "joint_posterior": "poe", **settings}
+    model = SCMVP(mdata.mod["rna"].X, mdata.mod["atac"].X, mdata.mod["atac"].var, cfg)
+    model.train(progress=False)
+    experts = model.get_expert_latents()
+    out = {"joint": model.get_latent(), "rna_expert": experts["rna"][0], "atac_expert": experts["atac"][0],
+           "both_experts": np.hstack([experts["rna"][0], experts["atac"][0]])}
+    for method in ("rna_pca", "atac_lsi"):
+        out[method] = baselines.embed(method, mdata, seed=seed, threads=threads)[0]
+    return out, {name: np.median(precision, axis=0) for name, (_, precision) in experts.items()}
+
+
+def main(argv=None) -> pd.DataFrame:
+    from scmvp import metrics
+
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--dataset", default="tissue:6")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0])
+    parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="scMVP model settings")
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--out", type=Path)
+    args = parser.parse_args(argv)
+    warnings.simplefilter("ignore")
+    settings = parse_settings(args.set)
+    mdata, labels = load(args.dataset)
+    kinds = tissue_kinds(args.dataset, labels)
+    rows = []
+    for seed in args.seeds:
+        found, precisions = embeddings(mdata, seed, settings, args.threads)
+        for name, precision in precisions.items():
+            print(f"# seed {seed}: median precision of the {name} expert per latent dimension: "
+                  + " ".join(f"{p:.1f}" for p in precision), flush=True)
+        for name, embedding in found.items():
+            row = {"dataset": args.dataset, "settings": " ".join(args.set) or "defaults", "seed": seed,
+                   "embedding": name, **score(embedding, labels, seed)}
+            if kinds is not None:
+                recall = metrics.knn_label_recall(embedding, labels, seed=0)
+                for kind in KINDS:
+                    row[f"recall_{kind}"] = float(np.mean([recall[label] for label, k in kinds.items() if k == kind]))
+            rows.append(row)
+            print(" ".join(f"{k} {v:.3f}" if isinstance(v, float) else f"{k} {v}" for k, v in row.items()),
+                  flush=True)
+    table = pd.DataFrame(rows)
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        table.to_csv(args.out, sep="\t", index=False, float_format="%.4f")
+    return table
+
+
+if __name__ == "__main__":
+    main()
