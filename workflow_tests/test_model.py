@@ -176,8 +176,11 @@ def _has_gradient(parameter) -> bool:
     return parameter.grad is not None and bool(torch.any(parameter.grad != 0))
 
 
-def test_gradients_reach_every_parameter(small_sim):
-    model = build(small_sim)
+@pytest.mark.parametrize("atac_encoder", ["mlp", "attention"])
+def test_gradients_reach_every_parameter(small_sim, atac_encoder):
+    model = build(small_sim, atac_encoder=atac_encoder)
+    assert any(name.startswith("atac_encoder.blocks") for name, _ in model.module.named_parameters()) == (
+        atac_encoder == "attention")
     module = model.module
     module.attach_gmm(4)
     _distinct_prior(module.prior)   # at identical components (attach_gmm's zeros) dKL/dlogits is exactly 0
@@ -911,3 +914,23 @@ def test_auto_batch_size_keeps_32_on_small_data_and_128_steps_per_epoch_on_large
     with caplog.at_level("INFO", logger="scmvp.model"):
         model.train(progress=False)
     assert "32 cells per minibatch" in caplog.text and set(model.history["batch_size"]) == {32}
+
+
+def test_the_network_defaults_are_the_schema_defaults():
+    """SCMVPModule built without a configuration is the network the schema's defaults describe (no drift between
+    the two when a default changes, e.g. atac_encoder or joint_posterior)."""
+    import inspect
+
+    from scmvp.model.module import SCMVPModule
+    from scmvp.model.scmvp import model_defaults
+
+    defaults = model_defaults()
+    parameters = inspect.signature(SCMVPModule.__init__).parameters
+    shared = [name for name in ("n_latent", "n_hidden", "n_tokens", "n_heads", "n_transformer_layers",
+                                "top_genes_attended", "attention_dim", "prior", "rna_encoder", "atac_encoder",
+                                "cycle", "cluster_guidance", "dropout", "gmm_min_variance", "cycle_moves_joint",
+                                "joint_posterior") if name in defaults]
+    assert len(shared) >= 12
+    assert {name: parameters[name].default for name in shared} == {name: defaults[name] for name in shared}
+    assert defaults["atac_encoder"] == "mlp" and defaults["joint_posterior"] == "poe"
+
