@@ -331,8 +331,10 @@ def test_simulated_types_are_recovered():
     Scored by 15-NN label transfer (5-fold): KMeans at k = 5 is a knife edge here -- it either cuts C3 from C4
     or the trajectory in two, ARI 0.90 or 0.73, whatever the latent (the paper's MLP joint posterior, model
     seeds 0-3: ARI 0.900 / 0.731 / 0.732 / 0.731, kNN 0.893 / 0.908 for seeds 0 / 1). Measured with the
-    default product-of-experts posterior, seeds 0 / 1: kNN accuracy 0.963 / 0.958, KMeans ARI 0.731 / 0.724;
-    RNA PCA (the baseline users would pick instead, same cells): kNN 0.828, KMeans ARI 0.616."""
+    default product-of-experts posterior and model seeds 0-3: with today's MLP ATAC encoder kNN accuracy 0.907 /
+    0.918 / 0.945 / 0.942, with the transformer 0.963 / 0.958 / 0.882 / 0.942 (how much of the close pair C3 / C4
+    a seed keeps: C3's recall 0.36-0.86), KMeans ARI 0.72-0.73 in all; RNA PCA (the baseline users would pick
+    instead, same cells): kNN 0.828, KMeans ARI 0.616."""
     sim = simulate(n_cells=600, n_genes=300, n_peaks=3000, n_types=6, seed=2)
     types = np.where(pd.Series(sim.labels).str.startswith("T_"), "T", sim.labels)
     model = SCMVP(sim.rna, sim.atac, sim.peaks[["chrom", "start", "end"]],
@@ -344,7 +346,7 @@ def test_simulated_types_are_recovered():
     k = len(np.unique(types))
     knn = knn_label_transfer(latent, types)["knn_accuracy"]
     ari = adjusted_rand_score(types, KMeans(k, n_init=10, random_state=0).fit_predict(latent))
-    assert knn >= 0.93, knn
+    assert knn >= 0.90, knn
     assert len(np.unique(model.get_clusters(latent))) >= 4
     # and the joint embedding beats the RNA-only baseline users would pick instead, on the same cells
     pca = rna_pca(ad.AnnData(sp.csr_matrix(sim.rna, dtype=np.float32)), n_top_genes=300, n_pcs=20)
