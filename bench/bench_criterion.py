@@ -70,26 +70,33 @@ def settings_column(method: str, settings: dict) -> str:
 
 
 @lru_cache(maxsize=2)
-def load(dataset: str):
-    """(mdata with counts in .X, labels) of a dataset name (see the module docstring)."""
+def simulation(dataset: str):
+    """The simulator's output for `example:D` / `tissue:D` (None for the real `scicar`)."""
     name, _, data_seed = dataset.partition(":")
     if name == "scicar":
+        return None
+    if name == "example":
+        from scmvp.simulate import simulate
+
+        return simulate(seed=int(data_seed))
+    if name == "tissue":
+        from scmvp.simulate_tissue import simulate_tissue
+
+        return simulate_tissue(n_cells=4000, n_genes=2000, n_peaks=20000, seed=int(data_seed))
+    raise SystemExit(f"unknown dataset {dataset!r}: use example:SEED, tissue:SEED or scicar")
+
+
+@lru_cache(maxsize=2)
+def load(dataset: str):
+    """(mdata with counts in .X, labels) of a dataset name (see the module docstring)."""
+    sim = simulation(dataset)
+    if sim is None:
         from bench_scicar import read_scicar
 
         mdata = read_scicar()
         return mdata, mdata.obs["label"].to_numpy().astype(str)
     from scmvp.simulate_write import to_mudata
 
-    if name == "example":
-        from scmvp.simulate import simulate
-
-        sim = simulate(seed=int(data_seed))
-    elif name == "tissue":
-        from scmvp.simulate_tissue import simulate_tissue
-
-        sim = simulate_tissue(n_cells=4000, n_genes=2000, n_peaks=20000, seed=int(data_seed))
-    else:
-        raise SystemExit(f"unknown dataset {dataset!r}: use example:SEED, tissue:SEED or scicar")
     return to_mudata(sim), np.asarray(sim.labels).astype(str)
 
 

@@ -22,7 +22,7 @@ import pandas as pd
 
 sys.path[:0] = [str(Path(__file__).resolve().parent), str(Path(__file__).resolve().parents[1] / "scripts")]
 
-from bench_criterion import load  # noqa: E402
+from bench_criterion import load, simulation  # noqa: E402
 from bench_tissue import label_kinds, parse_settings, score  # noqa: E402
 
 KINDS = ("chromatin-only", "RNA-only", "both")
@@ -30,14 +30,10 @@ KINDS = ("chromatin-only", "RNA-only", "both")
 
 def tissue_kinds(dataset: str, labels) -> dict | None:
     """label -> kind for `tissue:D` (simulate_tissue records its single-modality types), else None."""
-    name, _, data_seed = dataset.partition(":")
-    if name != "tissue":
+    if not dataset.startswith("tissue:"):
         return None
-    from scmvp.simulate_tissue import simulate_tissue
-
-    sim = simulate_tissue(n_cells=4000, n_genes=2000, n_peaks=20000, seed=int(data_seed))
     names = sorted(set(labels))
-    return dict(zip(names, label_kinds(sim, names)))
+    return dict(zip(names, label_kinds(simulation(dataset), names)))   # the simulation load() made (cached)
 
 
 def embeddings(mdata, seed: int, settings: dict, threads: int) -> tuple[dict, dict]:

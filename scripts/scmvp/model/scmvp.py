@@ -183,14 +183,19 @@ class SCMVP:
         for start in range(0, len(cells), chunk_size):
             yield cells[start:start + chunk_size]
 
+    def _encode_chunks(self, encode, cells=None, chunk_size=None):
+        """`encode(minibatch)` of `cells`, one chunk at a time (eval mode, the model's autocast); gradients are off
+        in the public callers."""
+        self.module.eval()
+        for idx in self._chunks(cells, chunk_size):
+            with self.autocast():
+                yield encode(self.data.batch(idx, self.device, dense_atac=False))
+
     @torch.no_grad()
     def get_latent(self, cells=None, chunk_size=None, return_variance=False):
         """Means of q(z | x, y) (and their variances with `return_variance`)."""
-        self.module.eval()
         means, variances = [], []
-        for idx in self._chunks(cells, chunk_size):
-            with self.autocast():
-                mu, logvar = self.module.encode(self.data.batch(idx, self.device, dense_atac=False))
+        for mu, logvar in self._encode_chunks(self.module.encode, cells, chunk_size):
             means.append(mu.float().cpu().numpy())
             variances.append(torch.exp(logvar.float()).cpu().numpy())
         empty = np.zeros((0, self.config["n_latent"]), np.float32)
@@ -204,11 +209,8 @@ class SCMVP:
         """With `joint_posterior: poe`, each modality's expert on its own: {"rna": (means, precisions), "atac":
         (means, precisions)}. Their product with N(0, I) is q(z | x, y) (`get_latent`); which expert carries a cell
         type (e.g. the 15-NN label transfer of each expert's means) shows which modality the joint latent uses."""
-        self.module.eval()
         parts = {"rna": ([], []), "atac": ([], [])}
-        for idx in self._chunks(cells, chunk_size):
-            with self.autocast():
-                experts = self.module.experts(self.data.batch(idx, self.device, dense_atac=False))
+        for experts in self._encode_chunks(self.module.experts, cells, chunk_size):
             for (means, precisions), (mu, logvar) in zip(parts.values(), experts):
                 means.append(mu.float().cpu().numpy())
                 precisions.append(torch.exp(-logvar.float()).cpu().numpy())
