@@ -185,6 +185,8 @@ def test_gradients_reach_every_parameter(small_sim, atac_encoder):
     module.attach_gmm(4)
     _distinct_prior(module.prior)   # at identical components (attach_gmm's zeros) dKL/dlogits is exactly 0
     batch = model.data.batch(np.arange(32), "cpu")
+    # the genome-window token bags are built only for the transformer, the one network that reads them
+    assert ("atac_token_offsets" in batch) == (atac_encoder == "attention")
     out = module.loss(batch, beta=1.0, use_cycle=True, idf=torch.from_numpy(model.data.idf))
     out["total"].backward()
     missing = [n for n, p in module.named_parameters() if not _has_gradient(p)]
@@ -704,6 +706,8 @@ def test_poe_joint_posterior_trains_and_uses_one_expert_per_modality(small_sim):
     assert hasattr(mlp.module, "joint")
     with pytest.raises(ValueError, match="only 'poe' has per-modality experts"):
         mlp.get_expert_latents()
+    with pytest.raises(ValueError, match="only 'poe' has per-modality experts"):
+        mlp.get_expert_latents(cells=np.array([], dtype=np.int64))
 
 
 def test_em_update_resets_the_optimizer_state_of_the_prior(small_sim):

@@ -66,7 +66,7 @@ class PairedData:
     """RNA and ATAC counts of the same cells; ATAC columns stored in genome order; optionally the integer batch
     code of every cell (`batch_codes`, 0 .. n_batches - 1), added to each minibatch as ``batch``."""
 
-    def __init__(self, rna_counts, atac_counts, atac_var: pd.DataFrame, n_tokens: int, path=None,
+    def __init__(self, rna_counts, atac_counts, atac_var: pd.DataFrame, n_tokens: int | None, path=None,
                  peak_order=None, idf=None, batch_codes=None):
         self.rna = _as_csr(rna_counts, path, "rna counts")
         atac = _as_csr(atac_counts, path, "atac counts")
@@ -82,8 +82,9 @@ class PairedData:
             self.atac.sort_indices()
         self.n_cells, self.n_genes = self.rna.shape
         self.n_peaks = self.atac.shape[1]
-        self.token = token_of_peaks(self.n_peaks, n_tokens)
-        self.n_tokens = int(self.token.max()) + 1
+        # n_tokens None: no genome-window token bags in the minibatches (only the ATAC transformer reads them)
+        self.token = None if n_tokens is None else token_of_peaks(self.n_peaks, n_tokens)
+        self.n_tokens = None if n_tokens is None else int(self.token.max()) + 1
         self.rna_library = np.asarray(self.rna.sum(1)).ravel().astype(np.float32)
         self.atac_library = np.asarray(self.atac.sum(1)).ravel().astype(np.float32)
         if idf is None:
@@ -112,9 +113,6 @@ class PairedData:
         cols = atac.indices.astype(np.int64)
         # TF-IDF-like scaling, per cell: log1p(count / cell total * idf * 1e4)
         values = np.log1p(atac.data / atac_lib[rows] * self.idf[cols] * ATAC_SCALE).astype(np.float32)
-        # bags of the token embedding: one per (cell, token); nonzeros are sorted by (row, genome position)
-        bag_key = rows * self.n_tokens + self.token[cols]
-        token_offsets = np.searchsorted(bag_key, np.arange(len(idx) * self.n_tokens)).astype(np.int64)
         out = {
             "rna": to_device(rna.toarray(), device),
             "rna_library": to_device(rna_lib, device),
@@ -124,8 +122,12 @@ class PairedData:
             "atac_count": to_device(atac.data.astype(np.float32), device),
             "atac_value": to_device(values, device),
             "atac_cell_offsets": to_device(atac.indptr[:-1].astype(np.int64), device),
-            "atac_token_offsets": to_device(token_offsets, device),
         }
+        if self.token is not None:
+            # bags of the token embedding: one per (cell, token); nonzeros are sorted by (row, genome position)
+            bag_key = rows * self.n_tokens + self.token[cols]
+            token_offsets = np.searchsorted(bag_key, np.arange(len(idx) * self.n_tokens)).astype(np.int64)
+            out["atac_token_offsets"] = to_device(token_offsets, device)
         if self.batch_codes is not None:
             out["batch"] = to_device(self.batch_codes[idx], device)
         if dense_atac:

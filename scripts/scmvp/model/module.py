@@ -355,10 +355,13 @@ class SCMVPModule(nn.Module):
         return h if onehot is None else torch.cat([h, onehot.to(h.dtype)], dim=-1)
 
     # -- encoders ---------------------------------------------------------------------------------------
-    def experts(self, batch):
-        """The product of experts' two factors: ((mu, logvar) of the RNA expert, (mu, logvar) of the ATAC one)."""
+    def require_experts(self):
         if self.joint_posterior != "poe":
             raise ValueError(f"the joint posterior is {self.joint_posterior!r}: only 'poe' has per-modality experts")
+
+    def experts(self, batch):
+        """The product of experts' two factors: ((mu, logvar) of the RNA expert, (mu, logvar) of the ATAC one)."""
+        self.require_experts()
         onehot = self._encoder_onehot(batch.get("batch"))
         return (self.rna_expert(self._with(self.rna_encoder(batch), onehot)),
                 self.atac_expert(self._with(self.atac_encoder(batch), onehot)))

@@ -85,8 +85,9 @@ class SCMVP:
         torch.set_num_threads(int(self.config["threads"]))
         self.batch_key = batch_key
         self.batch_categories, codes = self._batch_codes(batch, batch_categories, path)
-        self.data = PairedData(rna_counts, atac_counts, atac_var, self.config["n_tokens"], path=path,
-                               batch_codes=codes)
+        # the genome-window token bags feed the ATAC transformer only
+        n_tokens = self.config["n_tokens"] if self.config["atac_encoder"] == "attention" else None
+        self.data = PairedData(rna_counts, atac_counts, atac_var, n_tokens, path=path, batch_codes=codes)
         self.gene_names = None if gene_names is None else [str(g) for g in gene_names]
         self.peak_names = None if peak_names is None else [str(p) for p in peak_names]
         self.history = None
@@ -125,7 +126,7 @@ class SCMVP:
         seed_everything(cfg["seed"], self.device)
         self.module = SCMVPModule(
             self.data.n_genes, self.data.n_peaks, n_latent=cfg["n_latent"], n_hidden=cfg["n_hidden"],
-            n_components=None, n_tokens=self.data.n_tokens, n_heads=cfg["n_heads"],
+            n_components=None, n_tokens=self.data.n_tokens or cfg["n_tokens"], n_heads=cfg["n_heads"],
             n_transformer_layers=cfg["n_transformer_layers"], top_genes_attended=cfg["top_genes_attended"],
             attention_dim=cfg["attention_dim"],
             prior=cfg["prior"], rna_encoder=cfg["rna_encoder"], atac_encoder=cfg["atac_encoder"],
@@ -209,6 +210,7 @@ class SCMVP:
         """With `joint_posterior: poe`, each modality's expert on its own: {"rna": (means, precisions), "atac":
         (means, precisions)}. Their product with N(0, I) is q(z | x, y) (`get_latent`); which expert carries a cell
         type (e.g. the 15-NN label transfer of each expert's means) shows which modality the joint latent uses."""
+        self.module.require_experts()
         parts = {"rna": ([], []), "atac": ([], [])}
         for experts in self._encode_chunks(self.module.experts, cells, chunk_size):
             for (means, precisions), (mu, logvar) in zip(parts.values(), experts):
