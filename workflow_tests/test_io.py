@@ -593,3 +593,24 @@ def test_ingest_rule_reads_the_simulated_arc_h5(tiny_workflow):
     assert mdata.n_obs == 400 and mdata["rna"].n_vars == 300 and mdata["atac"].n_vars == 3000
     assert mdata.obs["label"].notna().all() and mdata.obs["label"].nunique() == 6
     assert mdata["rna"].X.format == "csr"
+
+
+def test_h5mu_outputs_are_written_with_pandas_3_strings(tmp_path):
+    """pandas 3 makes every string column a nullable string array (emulated with pandas 2's
+    future.infer_string), which anndata writes only when asked: write_h5mu asks, and the file reads back."""
+    from scmvp.rule import write_h5mu
+
+    with pd.option_context("future.infer_string", True):
+        obs = pd.DataFrame({"sample": ["lib_a", "lib_b", "lib_a"], "label": ["T", "B", None]},
+                           index=["AAA-1", "CCC-1", "GGG-1"])
+        assert isinstance(obs["sample"].dtype, pd.StringDtype)
+        rna = ad.AnnData(sp.csr_matrix(np.ones((3, 2), np.float32)), obs=obs.copy(),
+                         var=pd.DataFrame(index=["g1", "g2"]))
+        atac = ad.AnnData(sp.csr_matrix(np.ones((3, 2), np.float32)), obs=obs.copy(),
+                          var=pd.DataFrame({"chrom": ["chr1", "chr2"]}, index=["chr1:1-10", "chr2:1-10"]))
+        mdata = md.MuData({"rna": rna, "atac": atac})
+        write_h5mu(mdata, tmp_path / "strings.h5mu")
+    back = md.read_h5mu(tmp_path / "strings.h5mu")
+    assert list(back.mod["rna"].obs["sample"].astype(str)) == ["lib_a", "lib_b", "lib_a"]
+    assert list(back.mod["atac"].var["chrom"].astype(str)) == ["chr1", "chr2"]
+    assert back.mod["rna"].obs["label"].isna().tolist() == [False, False, True]

@@ -855,6 +855,27 @@ def test_imputed_layers_in_float16_halve_the_file_and_keep_three_digits(small_si
         write_imputed(model, to_mudata(small_sim, labels=False), tmp_path / "x.h5mu", dtype="int8")
 
 
+def test_imputed_h5mu_is_written_with_pandas_3_strings(small_sim, tmp_path):
+    """pandas 3 makes every string column a nullable string array (emulated with pandas 2's future.infer_string),
+    which anndata writes only when asked: imputed.h5mu is written and reads back."""
+    import mudata as md
+
+    from scmvp.model.imputation import write_imputed
+    from scmvp.simulate_write import to_mudata
+
+    model = build(small_sim, n_epochs=1)
+    with pd.option_context("future.infer_string", True):
+        mdata = to_mudata(small_sim)
+        atac_var = mdata.mod["atac"].var
+        atac_var["chrom"] = atac_var["chrom"].astype(str)
+        assert isinstance(atac_var["chrom"].dtype, pd.StringDtype)
+        assert isinstance(mdata.mod["rna"].obs["label"].dtype, pd.StringDtype)
+        write_imputed(model, mdata, tmp_path / "imputed.h5mu")
+    out = md.read_h5mu(tmp_path / "imputed.h5mu")
+    assert list(out.obs["label"].astype(str)) == list(map(str, small_sim.labels))
+    assert out.mod["atac"].layers["imputed"].shape == small_sim.atac.shape
+
+
 def test_model_rules_read_the_counts_only_and_write_the_input_file_plus_the_model(small_sim, tmp_path):
     """train / impute read obs, var and layers["counts"] of preprocessed.h5mu (not X, the TF-IDF layer, obsm);
     imputed.h5mu is then the input file plus the model's additions, the same as writing the whole MuData."""

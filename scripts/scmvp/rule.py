@@ -77,9 +77,20 @@ def _current_umask():
     return mask
 
 
+@contextlib.contextmanager
+def nullable_strings_writable():
+    """Let anndata write pandas' nullable string arrays. pandas 3 stores every string column as one, and anndata
+    (>= 0.11) writes them only when asked, because anndata < 0.11 cannot read them; this pipeline's environments
+    pin anndata 0.12. Without it, `scmvp` imported into a pandas-3 environment fails at its first h5mu write."""
+    import anndata
+
+    with anndata.settings.override(allow_write_nullable_strings=True):
+        yield
+
+
 def write_h5mu(mdata, path):
     """Write a MuData atomically (temp file, then rename)."""
-    with atomic_path(path) as tmp:
+    with atomic_path(path) as tmp, nullable_strings_writable():
         mdata.write(tmp)
 
 

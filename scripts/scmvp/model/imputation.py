@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import InputError
-from ..rule import atomic_path
+from ..rule import atomic_path, nullable_strings_writable
 
 log = logging.getLogger("scmvp.model")
 ARRAY_ATTRS = {"encoding-type": "array", "encoding-version": "0.2.0"}
@@ -70,7 +70,7 @@ def write_imputed(model, mdata, path, chunk_size=None, annotate=None, reference_
     gene_columns = np.arange(rna.n_vars)
     if model.gene_names is not None and model.gene_names != list(map(str, rna.var_names)):
         gene_columns = pd.Index(rna.var_names.astype(str)).get_indexer(model.gene_names)
-    with atomic_path(path) as tmp:
+    with atomic_path(path) as tmp, nullable_strings_writable():
         if source is None:
             mdata.write(tmp)
         else:
