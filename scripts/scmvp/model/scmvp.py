@@ -185,18 +185,20 @@ class SCMVP:
             yield cells[start:start + chunk_size]
 
     def _encode_chunks(self, encode, cells=None, chunk_size=None):
-        """`encode(minibatch)` of `cells`, one chunk at a time (eval mode, the model's autocast); gradients are off
-        in the public callers."""
+        """(cell indices, `encode(minibatch)`) of `cells`, one chunk at a time (eval mode, the model's autocast
+        around `encode` only, not around the caller's use of its result); gradients are off in the public
+        callers."""
         self.module.eval()
         for idx in self._chunks(cells, chunk_size):
             with self.autocast():
-                yield encode(self.data.batch(idx, self.device, dense_atac=False))
+                out = encode(self.data.batch(idx, self.device, dense_atac=False))
+            yield idx, out
 
     @torch.no_grad()
     def get_latent(self, cells=None, chunk_size=None, return_variance=False):
         """Means of q(z | x, y) (and their variances with `return_variance`)."""
         means, variances = [], []
-        for mu, logvar in self._encode_chunks(self.module.encode, cells, chunk_size):
+        for _, (mu, logvar) in self._encode_chunks(self.module.encode, cells, chunk_size):
             means.append(mu.float().cpu().numpy())
             variances.append(torch.exp(logvar.float()).cpu().numpy())
         empty = np.zeros((0, self.config["n_latent"]), np.float32)
@@ -212,7 +214,7 @@ class SCMVP:
         type (e.g. the 15-NN label transfer of each expert's means) shows which modality the joint latent uses."""
         self.module.require_experts()
         parts = {"rna": ([], []), "atac": ([], [])}
-        for experts in self._encode_chunks(self.module.experts, cells, chunk_size):
+        for _, experts in self._encode_chunks(self.module.experts, cells, chunk_size):
             for (means, precisions), (mu, logvar) in zip(parts.values(), experts):
                 means.append(mu.float().cpu().numpy())
                 precisions.append(torch.exp(-logvar.float()).cpu().numpy())
@@ -250,20 +252,20 @@ class SCMVP:
         peak order. `reference_batch` (a batch name): every cell is encoded with its own batch but decoded as if
         it came from that batch; None = its own batch. `cells`: these cells only (default all).
         """
-        self.module.eval()
         if atac_library is None:
             atac_library = float(np.median(self.data.atac_library))
         reference = None if reference_batch is None else self.batch_code(reference_batch)
         inverse = np.argsort(self.data.peak_order)
-        for idx in self._chunks(cells, chunk_size):
-            with self.autocast():
-                batch = self.data.batch(idx, self.device, dense_atac=False)
-                mu, _ = self.module.encode(batch)
-                gamma = self.module.gamma(mu)
-                codes = batch.get("batch")
-                if codes is not None and reference is not None:
-                    codes = torch.full_like(codes, reference)
-                rna_scale, atac_scale, atac_dropout = self.module.decode(mu, gamma, codes)
+
+        def decode_posterior_mean(batch):
+            mu, _ = self.module.encode(batch)
+            codes = batch.get("batch")
+            if codes is not None and reference is not None:
+                codes = torch.full_like(codes, reference)
+            return self.module.decode(mu, self.module.gamma(mu), codes)
+
+        for idx, (rna_scale, atac_scale, atac_dropout) in self._encode_chunks(decode_posterior_mean, cells,
+                                                                              chunk_size):
             rna = (rna_scale * rna_library).float().cpu().numpy()
             atac = D.zip_prob_nonzero(atac_scale * atac_library, atac_dropout).float().cpu().numpy()
             yield idx, rna, atac[:, inverse]
