@@ -17,7 +17,7 @@ rule cre_links:
         out("{ds}", "benchmarks", "cre_links.tsv")
     conda:
         "../envs/cre.yaml"
-    threads: 2  # worker processes of the LASSO fits (scmvp.cre.lasso_scores)
+    threads: 2  # worker processes of the LASSO fits (scmvp.cre_scores.lasso_scores)
     resources:
         mem_mb=lambda wildcards, attempt: 8000 * attempt,
         runtime=lambda wildcards, attempt: 120 * attempt,

@@ -12,7 +12,7 @@ import pytest
 import scipy.sparse as sp
 from scipy import stats
 
-from scmvp import cre, cre_evaluation
+from scmvp import cre, cre_evaluation, cre_scores
 from scmvp.errors import InputError
 from scmvp.genes import read_genes
 from scmvp.intervals import parse_peak_names, read_bed, reconcile_chromosomes
@@ -62,7 +62,7 @@ def test_enrichment_row_without_any_marked_peak_has_no_odds_ratio():
 
 
 def test_benjamini_hochberg_known_values():
-    q = cre.benjamini_hochberg(np.array([0.01, 0.04, 0.03, 0.5]))
+    q = cre_scores.benjamini_hochberg(np.array([0.01, 0.04, 0.03, 0.5]))
     assert q == pytest.approx([0.04, 0.16 / 3, 0.16 / 3, 0.5])
 
 
@@ -188,7 +188,7 @@ def test_lasso_recovers_planted_link():
     expr = (1.5 * acc[:, 7] + 0.3 * rng.normal(size=n_meta))[:, None].astype(np.float32)
     pairs = pd.DataFrame({"gene_index": np.zeros(n_cand, int), "peak_index": np.arange(n_cand),
                           "distance": np.arange(n_cand) * 1000})
-    score, selected = cre.lasso_scores(expr, acc, pairs)
+    score, selected = cre_scores.lasso_scores(expr, acc, pairs)
     assert np.argmax(score) == 7 and selected[7]
     assert selected.sum() <= 3
 
@@ -203,11 +203,11 @@ def test_lasso_in_worker_processes_gives_the_sequential_result():
     expr = (1.5 * acc[:, planted] + 0.3 * rng.normal(size=(n_meta, n_genes))).astype(np.float32)
     pairs = pd.DataFrame({"gene_index": np.repeat(np.arange(n_genes), n_cand),
                           "peak_index": np.arange(n_genes * n_cand), "distance": 0})
-    blocks = cre._gene_blocks(cre.gene_bounds(pairs["gene_index"].to_numpy()), n_jobs=2)
+    blocks = cre_scores._gene_blocks(cre_scores.gene_bounds(pairs["gene_index"].to_numpy()), n_jobs=2)
     assert len(blocks) == 3 and blocks[0][0] == 0 and blocks[-1][-1] == len(pairs)
     assert all(left[-1] == right[0] for left, right in zip(blocks[:-1], blocks[1:]))
-    score, selected = cre.lasso_scores(expr, acc, pairs)
-    score2, selected2 = cre.lasso_scores(expr, acc, pairs, n_jobs=2)
+    score, selected = cre_scores.lasso_scores(expr, acc, pairs)
+    score2, selected2 = cre_scores.lasso_scores(expr, acc, pairs, n_jobs=2)
     np.testing.assert_array_equal(score2, score)
     np.testing.assert_array_equal(selected2, selected)
     assert (score.reshape(n_genes, n_cand).argmax(axis=1) == np.arange(n_genes) % n_cand).all()
@@ -225,8 +225,8 @@ def test_lasso_model_size_is_scored_against_the_observed_expression():
     observed = (2.0 * acc[:, 3] + 0.5 * rng.normal(size=n_meta))[:, None].astype(np.float32)
     pairs = pd.DataFrame({"gene_index": np.zeros(n_cand, int), "peak_index": np.arange(n_cand),
                           "distance": np.arange(n_cand) * 1000})
-    _, self_scored = cre.lasso_scores(smooth[:, None].astype(np.float32), acc, pairs)
-    _, observed_scored = cre.lasso_scores(smooth[:, None].astype(np.float32), acc, pairs, cv_expr=observed)
+    _, self_scored = cre_scores.lasso_scores(smooth[:, None].astype(np.float32), acc, pairs)
+    _, observed_scored = cre_scores.lasso_scores(smooth[:, None].astype(np.float32), acc, pairs, cv_expr=observed)
     assert self_scored[:10].all()
     assert observed_scored[3] and observed_scored.sum() <= self_scored.sum() // 2
 
@@ -243,7 +243,7 @@ def test_correlation_null_controls_false_links(null):
         pairs = pd.DataFrame({"gene_index": np.repeat(np.arange(n_genes), n_cand),
                               "peak_index": np.arange(n_genes * n_cand), "distance": 0})
         chrom = np.repeat(["chr1", "chr2", "chr3", "chr4"], n_genes * n_cand // 4)
-        r, selected = cre.correlation_scores(expr, acc, pairs, chrom, n_background=1000, fdr=0.05, seed=0,
+        r, selected = cre_scores.correlation_scores(expr, acc, pairs, chrom, n_background=1000, fdr=0.05, seed=0,
                                              null=null)
         assert selected[5] and r[5] > 0.9
         false_links += int(selected.sum()) - 1
