@@ -268,7 +268,7 @@ def candidate_pairs(peaks: pd.DataFrame, genes: pd.DataFrame, window: int) -> pd
     return pairs.reset_index(drop=True)
 
 
-# --------------------------------------------------------------------------------------------- methods
+# ----------------------------------------------------------------------------------------------- links
 def most_variable_gene_pairs(pairs: pd.DataFrame, expr: np.ndarray, max_genes: int | None) -> pd.DataFrame:
     """The pairs of the ``max_genes`` genes with the highest metacell variance (all pairs without a cap)."""
     genes = np.unique(pairs["gene_index"])
