@@ -250,6 +250,24 @@ def test_correlation_null_controls_false_links(null):
     assert false_links <= 2  # of 4 x 1199 null pairs, at FDR 5%
 
 
+def test_gene_bounds_are_each_genes_run_and_unsorted_pairs_are_refused():
+    assert cre_scores.gene_bounds(np.array([0, 0, 3, 3, 3, 7])).tolist() == [0, 2, 5, 6]
+    assert cre_scores.gene_bounds(np.array([], dtype=np.int64)).tolist() == [0]
+    rng = np.random.default_rng(0)
+    expr = rng.normal(size=(30, 4)).astype(np.float32)
+    acc = rng.normal(size=(30, 12)).astype(np.float32)
+    pairs = pd.DataFrame({"gene_index": np.repeat(np.arange(4), 3), "peak_index": np.arange(12), "distance": 0})
+    shuffled = pairs.sample(frac=1.0, random_state=1).reset_index(drop=True)
+    chrom = np.repeat(["chr1", "chr2"], 6)
+    # a gene's pairs split into several runs would get another gene's null (permutation) or fits (LASSO)
+    for null in ("permutation", "background"):
+        cre_scores.correlation_scores(expr, acc, pairs, chrom, n_background=20, fdr=0.05, seed=0, null=null)
+        with pytest.raises(ValueError, match="not sorted by gene_index"):
+            cre_scores.correlation_scores(expr, acc, shuffled, chrom, n_background=20, fdr=0.05, seed=0, null=null)
+    with pytest.raises(ValueError, match="not sorted by gene_index"):
+        cre_scores.lasso_scores(expr, acc, shuffled, seed=0)
+
+
 def _synthetic_mudata(path, n_cells=300, seed=0):
     """Cells on a 4-d continuous latent; gene g follows enhancer e(g) 30 kb away; decoy peaks nearby follow
     their own latent programmes; 3 chromosomes. Returns (genes, true links, ATAC counts, latent)."""

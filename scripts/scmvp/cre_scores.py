@@ -71,7 +71,12 @@ def lasso_scores(expr: np.ndarray, acc: np.ndarray, pairs: pd.DataFrame, n_folds
 
 
 def gene_bounds(gene_idx: np.ndarray) -> np.ndarray:
-    """Offsets where each gene's run of pairs starts, then the end (pairs are sorted by gene)."""
+    """Offsets where each gene's run of pairs starts, then the end. The scores slice each gene's pairs by these
+    offsets, so the pairs must be sorted by gene (`cre.candidate_pairs` sorts them); anything else raises."""
+    gene_idx = np.asarray(gene_idx)
+    if np.any(np.diff(gene_idx) < 0):
+        raise ValueError("candidate pairs are not sorted by gene_index: each gene's pairs must be one run "
+                         "(sort them as cre.candidate_pairs does)")
     return np.flatnonzero(np.diff(np.r_[-1, gene_idx, -2]))
 
 
@@ -172,8 +177,9 @@ def correlation_scores(expr, acc, pairs, peaks_chrom, n_background: int, fdr: fl
     gene_idx = pairs["gene_index"].to_numpy()
     peak_idx = pairs["peak_index"].to_numpy()
     r = pair_correlations(z_expr, z_acc, gene_idx, peak_idx)
-    genes, starts = np.unique(gene_idx, return_index=True)
-    ends = np.r_[starts[1:], len(gene_idx)]
+    bounds = gene_bounds(gene_idx)
+    starts, ends = bounds[:-1], bounds[1:]
+    genes = gene_idx[starts]
     peaks_chrom = np.asarray(peaks_chrom).astype(str)
     chroms = np.unique(peaks_chrom)
     null_mean = np.zeros(len(genes))
