@@ -141,8 +141,7 @@ def main(argv=None):
         if args.dataset:
             model = SCMVP(mdata.mod["rna"].X, mdata.mod["atac"].X, mdata.mod["atac"].var, cfg)
         else:
-            model = SCMVP.from_mudata(mdata, {**cfg, "batch_key": args.batch_key}, path=args.mdata,
-                                      batch_key=args.batch_key)
+            model = SCMVP.from_mudata(mdata, cfg, path=args.mdata, batch_key=args.batch_key)
         history = model.train(progress=False)
         row = diagnose(model, history, labels, seed)
         print(f"# {args.dataset or args.mdata} seed {seed} {' '.join(args.set) or 'defaults'}: "
