@@ -326,6 +326,55 @@ def test_a_model_saved_before_joint_posterior_existed_loads_with_the_mlp_joint(s
     np.testing.assert_allclose(loaded.get_latent(), model.get_latent(), atol=1e-5)
 
 
+def test_the_atac_depth_covariate_conditions_the_atac_decoder_only(small_sim):
+    """model.atac_depth_covariate: the ATAC decoder reads the cell's log ATAC library standardised by the
+    training cells' mean and sd (0 = None = the mean), the RNA decoder does not; without the key the library
+    changes nothing (the network is today's)."""
+    library = np.asarray(small_sim.atac.sum(1)).ravel()
+    z = torch.randn(5, FAST["n_latent"], generator=torch.Generator().manual_seed(0))
+    with_depth = build(small_sim, atac_depth_covariate=True).module.eval()
+    log_depth = np.log(np.maximum(library, 1))
+    np.testing.assert_allclose(with_depth.atac_log_depth.numpy(), [log_depth.mean(), log_depth.std()], rtol=1e-5)
+    at_mean = np.exp(log_depth.mean())
+    np.testing.assert_allclose(with_depth.atac_depth(at_mean, 2).numpy(), 0.0, atol=1e-5)
+    with torch.no_grad():
+        rna_lo, atac_lo, drop_lo = with_depth.decode(z, atac_library=100.0)
+        rna_hi, atac_hi, drop_hi = with_depth.decode(z, atac_library=torch.full((5,), 10_000.0))
+        _, atac_mean, _ = with_depth.decode(z)
+        _, atac_at_mean, _ = with_depth.decode(z, atac_library=at_mean)
+    torch.testing.assert_close(rna_lo, rna_hi)
+    assert (drop_lo - drop_hi).abs().max() > 1e-3 and (atac_lo - atac_hi).abs().max() > 1e-6
+    torch.testing.assert_close(atac_mean, atac_at_mean, atol=1e-6, rtol=1e-4)
+    without = build(small_sim).module.eval()
+    assert without.atac_decoder.hidden[0].in_features == FAST["n_latent"]
+    assert with_depth.atac_decoder.hidden[0].in_features == FAST["n_latent"] + 1
+    with torch.no_grad():
+        plain = [without.decode(z, atac_library=lib) for lib in (100.0, 10_000.0, None)]
+    for other in plain[1:]:
+        for a, b in zip(plain[0], other):
+            torch.testing.assert_close(a, b)
+
+
+def test_a_model_with_the_depth_covariate_saves_and_loads_its_depth_reference(small_sim, tmp_path):
+    """The standardisation is the training data's: a model loaded onto other cells keeps it (and imputes the
+    same), and a model saved before the reference existed (no `atac_log_depth` in its state) still loads."""
+    model = build(small_sim, n_epochs=2, atac_depth_covariate=True)
+    model.train(progress=False)
+    model.save(tmp_path / "model.pt")
+    half = to_mudata(small_sim, labels=False)[: small_sim.rna.shape[0] // 2].copy()
+    loaded = SCMVP.load(tmp_path / "model.pt", half)
+    torch.testing.assert_close(loaded.module.atac_log_depth, model.module.atac_log_depth)
+    assert not np.allclose(build(small_sim).module.atac_log_depth.numpy(), [0.0, 1.0])
+    plain = build(small_sim, n_epochs=1)
+    plain.train(progress=False)
+    plain.save(tmp_path / "plain.pt")
+    payload = torch.load(tmp_path / "plain.pt", weights_only=False)
+    del payload["module"]["atac_log_depth"]
+    torch.save(payload, tmp_path / "old.pt")
+    old = SCMVP.load(tmp_path / "old.pt", to_mudata(small_sim, labels=False))
+    np.testing.assert_allclose(old.get_latent(), plain.get_latent(), atol=1e-5)
+
+
 def test_simulated_types_are_recovered():
     """The simulator's 4 discrete types + its trajectory (T_early/T_late split at pseudotime 0.5, one
     continuous population: counted as one type here). C3/C4 differ by only 3 genes (1.2% of 300) and a few

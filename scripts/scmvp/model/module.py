@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
+
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -207,12 +209,14 @@ class ClusterGuidance(nn.Module):
 
 
 class Decoder(nn.Module):
-    """z (+ the batch one-hot, `n_batches` > 0) -> hidden (+ cluster guidance) -> softmax scale (+ ZIP dropout)."""
+    """z (+ the batch one-hot, `n_batches` > 0; + `n_covariates` continuous covariates) -> hidden (+ cluster
+    guidance) -> softmax scale (+ ZIP dropout)."""
 
-    def __init__(self, n_latent, n_hidden, n_out, zero_inflated, n_batches=0):
+    def __init__(self, n_latent, n_hidden, n_out, zero_inflated, n_batches=0, n_covariates=0):
         super().__init__()
         self.n_hidden = n_hidden
-        self.hidden = nn.Sequential(nn.Linear(n_latent + n_batches, n_hidden), nn.LayerNorm(n_hidden), nn.GELU())
+        self.hidden = nn.Sequential(nn.Linear(n_latent + n_batches + n_covariates, n_hidden), nn.LayerNorm(n_hidden),
+                                    nn.GELU())
         self.guidance = None     # attached with the GMM prior (its size is the number of components)
         self.scale = nn.Linear(n_hidden, n_out)
         if zero_inflated:
@@ -222,8 +226,9 @@ class Decoder(nn.Module):
             self.dropout_cell = nn.Linear(n_hidden, 1)
         self.zero_inflated = zero_inflated
 
-    def forward(self, z, gamma=None, batch_onehot=None):
-        h = self.hidden(z if batch_onehot is None else torch.cat([z, batch_onehot], dim=-1))
+    def forward(self, z, gamma=None, batch_onehot=None, covariates=None):
+        inputs = [z] + [x.to(z.dtype) for x in (batch_onehot, covariates) if x is not None]
+        h = self.hidden(inputs[0] if len(inputs) == 1 else torch.cat(inputs, dim=-1))
         if self.guidance is not None and gamma is not None:
             h = self.guidance(h, gamma)
         with fp32(h):
@@ -276,8 +281,11 @@ class SCMVPModule(nn.Module):
                  n_transformer_layers=2, top_genes_attended=256, attention_dim=64, prior="gmm", rna_encoder="attention",
                  atac_encoder="mlp", cycle=True, cluster_guidance=True, atac_weight=1.0, dropout=0.1,
                  n_batches=0, encode_batch=False, gmm_min_variance=0.0, cycle_moves_joint=True,
-                 joint_posterior="poe"):
+                 joint_posterior="poe", atac_depth_covariate=False):
         super().__init__()
+        self.atac_depth_covariate = bool(atac_depth_covariate)
+        # log ATAC library of the training cells (mean, sd): the covariate is the cell's standardised log depth
+        self.register_buffer("atac_log_depth", torch.tensor([0.0, 1.0]))
         self.joint_posterior = joint_posterior
         self.cycle_moves_joint = bool(cycle_moves_joint)
         self.gmm_min_variance = float(gmm_min_variance)
@@ -303,7 +311,8 @@ class SCMVPModule(nn.Module):
                                        nn.GELU(), nn.Dropout(dropout))
             self.posterior = GaussianHead(n_hidden, n_latent)
         self.rna_decoder = Decoder(n_latent, n_hidden, n_genes, zero_inflated=False, n_batches=self.n_batches)
-        self.atac_decoder = Decoder(n_latent, n_hidden, n_peaks, zero_inflated=True, n_batches=self.n_batches)
+        self.atac_decoder = Decoder(n_latent, n_hidden, n_peaks, zero_inflated=True, n_batches=self.n_batches,
+                                    n_covariates=int(self.atac_depth_covariate))
         self.rna_log_theta = nn.Parameter(torch.zeros(n_genes))
         self.prior = None         # the GMM prior, attached after the warm-up (N(0, I) until then)
         if prior == "gmm" and n_components:
@@ -398,12 +407,30 @@ class SCMVPModule(nn.Module):
     def gamma(self, z):
         return self.prior.responsibilities(z) if self.prior is not None else None
 
-    def decode(self, z, gamma=None, batch_index=None):
+    # -- ATAC depth ---------------------------------------------------------------------------------------
+    def set_atac_depth_reference(self, atac_library):
+        """Mean and sd of the log ATAC library over the cells `atac_library` (the training data)."""
+        log_depth = np.log(np.maximum(np.asarray(atac_library, dtype=np.float64), 1.0))
+        self.atac_log_depth.copy_(torch.tensor([log_depth.mean(), max(log_depth.std(), 1e-3)]))
+
+    def atac_depth(self, atac_library, n_cells):
+        """The ATAC decoder's covariate (cells x 1): standardised log library, 0 (the training mean) where
+        `atac_library` is None; None when the model has no depth covariate."""
+        if not self.atac_depth_covariate:
+            return None
+        mean, sd = self.atac_log_depth[0], self.atac_log_depth[1]
+        if atac_library is None:
+            return torch.zeros(n_cells, 1, device=mean.device)
+        library = torch.as_tensor(atac_library, dtype=torch.float32, device=mean.device).expand(n_cells)
+        return ((torch.log(library.clamp_min(1.0)) - mean) / sd).unsqueeze(-1)
+
+    def decode(self, z, gamma=None, batch_index=None, atac_library=None):
         """Decoded RNA scale, ATAC scale and ZIP dropout logits of z in batches `batch_index` (integer codes;
-        ignored without batches)."""
+        ignored without batches); with the depth covariate, at ATAC library sizes `atac_library` (per cell, or
+        one number for every cell; None = the training cells' mean log depth)."""
         onehot = self.batch_onehot(batch_index)
         rna_scale, _ = self.rna_decoder(z, gamma, onehot)
-        atac_scale, atac_dropout = self.atac_decoder(z, gamma, onehot)
+        atac_scale, atac_dropout = self.atac_decoder(z, gamma, onehot, self.atac_depth(atac_library, z.shape[0]))
         return rna_scale, atac_scale, atac_dropout
 
     # -- objective --------------------------------------------------------------------------------------
@@ -425,7 +452,7 @@ class SCMVPModule(nn.Module):
                 gamma = guide = None
                 kl = D.kl_normal_standard(mu, logvar)
         batch_index = batch.get("batch")
-        rna_scale, atac_scale, atac_dropout = self.decode(z, guide, batch_index)
+        rna_scale, atac_scale, atac_dropout = self.decode(z, guide, batch_index, batch["atac_library"])
         with fp32(z):
             rna_mean = rna_scale * batch["rna_library"].unsqueeze(-1)
             atac_rate = atac_scale * batch["atac_library"].unsqueeze(-1)

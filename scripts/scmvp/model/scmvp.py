@@ -133,7 +133,9 @@ class SCMVP:
             cycle=cfg["cycle"], cluster_guidance=cfg["cluster_guidance"],
             atac_weight=cfg["atac_weight"], n_batches=self.n_batches,
             encode_batch=cfg["encode_batch"], gmm_min_variance=cfg["gmm_min_variance"],
-            cycle_moves_joint=cfg["cycle_moves_joint"], joint_posterior=cfg["joint_posterior"]).to(self.device)
+            cycle_moves_joint=cfg["cycle_moves_joint"], joint_posterior=cfg["joint_posterior"],
+            atac_depth_covariate=cfg["atac_depth_covariate"]).to(self.device)
+        self.module.set_atac_depth_reference(self.data.atac_library)
 
     @classmethod
     def from_mudata(cls, mdata, config: dict | None = None, path=None, batch_key=_FROM_CONFIG,
@@ -248,7 +250,8 @@ class SCMVP:
         """Yield (cell indices, imputed RNA, imputed ATAC) chunk by chunk.
 
         RNA: NB means at a common library size `rna_library` (default 1e4). ATAC: the probability that a
-        peak is accessible, P(y > 0) of the ZIP, at the median ATAC library size; columns in the input's
+        peak is accessible, P(y > 0) of the ZIP, at the median ATAC library size (with `atac_depth_covariate` the
+        decoder is also told that depth); columns in the input's
         peak order. `reference_batch` (a batch name): every cell is encoded with its own batch but decoded as if
         it came from that batch; None = its own batch. `cells`: these cells only (default all).
         """
@@ -262,7 +265,7 @@ class SCMVP:
             codes = batch.get("batch")
             if codes is not None and reference is not None:
                 codes = torch.full_like(codes, reference)
-            return self.module.decode(mu, self.module.gamma(mu), codes)
+            return self.module.decode(mu, self.module.gamma(mu), codes, atac_library)
 
         for idx, (rna_scale, atac_scale, atac_dropout) in self._encode_chunks(decode_posterior_mean, cells,
                                                                               chunk_size):
@@ -307,7 +310,10 @@ class SCMVP:
         model.data.idf = np.asarray(payload["idf"], dtype=np.float32)
         if payload["n_components"]:
             model.module.attach_gmm(payload["n_components"])
-        model.module.load_state_dict(payload["module"])
+        state = dict(payload["module"])
+        # saved before the ATAC depth reference existed (stop 36): such models have no depth covariate to use it
+        state.setdefault("atac_log_depth", model.module.atac_log_depth)
+        model.module.load_state_dict(state)
         model.module.eval()
         if payload.get("history"):
             model.history = pd.DataFrame(payload["history"])
