@@ -327,9 +327,9 @@ def test_a_model_saved_before_joint_posterior_existed_loads_with_the_mlp_joint(s
 
 
 def test_the_atac_depth_covariate_conditions_the_atac_decoder_only(small_sim):
-    """model.atac_depth_covariate: the ATAC decoder reads the cell's log ATAC library standardised by the
-    training cells' mean and sd (0 = None = the mean), the RNA decoder does not; without the key the library
-    changes nothing (the network is today's)."""
+    """model.atac_depth_covariate: the ATAC decoder reads the cell's log ATAC library standardised by the mean and
+    sd of the cells the model is built on (0 = None = the mean), the RNA decoder does not; without the key the
+    library changes nothing (the network is today's)."""
     library = np.asarray(small_sim.atac.sum(1)).ravel()
     z = torch.randn(5, FAST["n_latent"], generator=torch.Generator().manual_seed(0))
     with_depth = build(small_sim, atac_depth_covariate=True).module.eval()

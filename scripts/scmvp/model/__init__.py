@@ -59,9 +59,9 @@ Design choices worth knowing:
   decoders' hidden layer. ZIP dropout logits = per-peak logit + per-cell offset (cheaper than a second
   hidden x peaks head).
 * ATAC depth (`atac_depth_covariate`, off by default): the ATAC decoder also reads the cell's standardised log
-  ATAC library (the training data's mean and sd, kept with the model), so the ZIP's zero-inflation can follow
-  depth without z encoding it (ATAC counts cut sites: a fragment puts 1-2 counts in a peak, so the zeros do not
-  scale with depth as a Poisson's would); imputation decodes at the median library.
+  ATAC library (mean and sd over every cell the model was built on, as the idf; kept with the model), so the
+  ZIP's zero-inflation can follow depth without z encoding it (ATAC counts cut sites: a fragment puts 1-2 counts
+  in a peak, so the zeros do not scale with depth as a Poisson's would); imputation decodes at the median library.
 * Cycle: single-modality encoders q(z|x), q(z|y) are trained at every epoch on the real inputs to match the
   joint posterior (KL(stop_grad q(z|x,y) || q(z|.)), the `align` term); from `cycle_start_epoch` the decoded
   means pass through them and KL(q(z|x,y) || q(z|x_hat)) + KL(q(z|x,y) || q(z|y_hat)) is added (`cycle`).

@@ -284,7 +284,8 @@ class SCMVPModule(nn.Module):
                  joint_posterior="poe", atac_depth_covariate=False):
         super().__init__()
         self.atac_depth_covariate = bool(atac_depth_covariate)
-        # log ATAC library of the training cells (mean, sd): the covariate is the cell's standardised log depth
+        # mean and sd of the log ATAC library of the cells the model was built on (every cell, as the idf): the
+        # covariate is the cell's standardised log depth
         self.register_buffer("atac_log_depth", torch.tensor([0.0, 1.0]))
         self.joint_posterior = joint_posterior
         self.cycle_moves_joint = bool(cycle_moves_joint)
@@ -409,7 +410,7 @@ class SCMVPModule(nn.Module):
 
     # -- ATAC depth ---------------------------------------------------------------------------------------
     def set_atac_depth_reference(self, atac_library):
-        """Mean and sd of the log ATAC library over the cells `atac_library` (the training data)."""
+        """Mean and sd of the log ATAC library over `atac_library` (every cell the model is built on)."""
         log_depth = np.log(np.maximum(np.asarray(atac_library, dtype=np.float64), 1.0))
         self.atac_log_depth.copy_(torch.tensor([log_depth.mean(), max(log_depth.std(), 1e-3)]))
 
@@ -427,7 +428,7 @@ class SCMVPModule(nn.Module):
     def decode(self, z, gamma=None, batch_index=None, atac_library=None):
         """Decoded RNA scale, ATAC scale and ZIP dropout logits of z in batches `batch_index` (integer codes;
         ignored without batches); with the depth covariate, at ATAC library sizes `atac_library` (per cell, or
-        one number for every cell; None = the training cells' mean log depth)."""
+        one number for every cell; None = the reference cells' mean log depth)."""
         onehot = self.batch_onehot(batch_index)
         rna_scale, _ = self.rna_decoder(z, gamma, onehot)
         atac_scale, atac_dropout = self.atac_decoder(z, gamma, onehot, self.atac_depth(atac_library, z.shape[0]))
