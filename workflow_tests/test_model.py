@@ -295,6 +295,16 @@ def test_resumes_after_sigkill(tmp_path):
     assert np.array_equal(np.load(ckpt / "latent.npy"), np.load(fresh / "latent.npy"))
 
 
+def saved_without(model, tmp_path, part, key):
+    """`model` saved as an earlier version would have saved it: without `key` in the payload's `part` ("config"
+    or "module", the state). Returns the file."""
+    model.save(tmp_path / "model.pt")
+    payload = torch.load(tmp_path / "model.pt", weights_only=False)
+    del payload[part][key]
+    torch.save(payload, tmp_path / "old.pt")
+    return tmp_path / "old.pt"
+
+
 def test_saved_model_loads_with_the_same_latent_and_rejects_a_foreign_config(small_sim, tmp_path):
     from scmvp.errors import InputError
 
@@ -317,11 +327,8 @@ def test_a_model_saved_before_joint_posterior_existed_loads_with_the_mlp_joint(s
     poe, so loading must not resolve the missing key to the default (its state would not fit)."""
     model = build(small_sim, n_epochs=1, joint_posterior="mlp")
     model.train(progress=False)
-    model.save(tmp_path / "model.pt")
-    payload = torch.load(tmp_path / "model.pt", weights_only=False)
-    del payload["config"]["joint_posterior"]
-    torch.save(payload, tmp_path / "old.pt")
-    loaded = SCMVP.load(tmp_path / "old.pt", to_mudata(small_sim, labels=False))
+    loaded = SCMVP.load(saved_without(model, tmp_path, "config", "joint_posterior"),
+                        to_mudata(small_sim, labels=False))
     assert hasattr(loaded.module, "joint")
     np.testing.assert_allclose(loaded.get_latent(), model.get_latent(), atol=1e-5)
 
@@ -356,8 +363,8 @@ def test_the_atac_depth_covariate_conditions_the_atac_decoder_only(small_sim):
 
 
 def test_a_model_with_the_depth_covariate_saves_and_loads_its_depth_reference(small_sim, tmp_path):
-    """The standardisation is the training data's: a model loaded onto other cells keeps it (and imputes the
-    same), and a model saved before the reference existed (no `atac_log_depth` in its state) still loads."""
+    """The standardisation is the data's the model was built on: a model loaded onto other cells keeps it, and a
+    model saved before the reference existed (no `atac_log_depth` in its state) still loads."""
     model = build(small_sim, n_epochs=2, atac_depth_covariate=True)
     model.train(progress=False)
     model.save(tmp_path / "model.pt")
@@ -367,11 +374,7 @@ def test_a_model_with_the_depth_covariate_saves_and_loads_its_depth_reference(sm
     assert not np.allclose(build(small_sim).module.atac_log_depth.numpy(), [0.0, 1.0])
     plain = build(small_sim, n_epochs=1)
     plain.train(progress=False)
-    plain.save(tmp_path / "plain.pt")
-    payload = torch.load(tmp_path / "plain.pt", weights_only=False)
-    del payload["module"]["atac_log_depth"]
-    torch.save(payload, tmp_path / "old.pt")
-    old = SCMVP.load(tmp_path / "old.pt", to_mudata(small_sim, labels=False))
+    old = SCMVP.load(saved_without(plain, tmp_path, "module", "atac_log_depth"), to_mudata(small_sim, labels=False))
     np.testing.assert_allclose(old.get_latent(), plain.get_latent(), atol=1e-5)
 
 

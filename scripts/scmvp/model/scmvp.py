@@ -251,9 +251,9 @@ class SCMVP:
 
         RNA: NB means at a common library size `rna_library` (default 1e4). ATAC: the probability that a
         peak is accessible, P(y > 0) of the ZIP, at the median ATAC library size (with `atac_depth_covariate` the
-        decoder is also told that depth); columns in the input's
-        peak order. `reference_batch` (a batch name): every cell is encoded with its own batch but decoded as if
-        it came from that batch; None = its own batch. `cells`: these cells only (default all).
+        decoder is also told that depth); columns in the input's peak order. `reference_batch` (a batch name):
+        every cell is encoded with its own batch but decoded as if it came from that batch; None = its own batch.
+        `cells`: these cells only (default all).
         """
         if atac_library is None:
             atac_library = float(np.median(self.data.atac_library))
