@@ -19,6 +19,7 @@ from .host_memory import reuse_large_buffers
 from .module import SCMVPModule
 from . import distributions as D
 from .trainer import Trainer, resolve_device, resolve_precision, seed_everything
+from .weight_choice import train_choosing_atac_weight
 
 log = logging.getLogger("scmvp.model")
 
@@ -41,6 +42,9 @@ def model_config(overrides: dict | None = None) -> dict:
     if unknown:
         raise ValueError(f"unknown model config keys: {sorted(unknown)}")
     cfg.update(overrides or {})
+    if cfg["atac_weight_candidates"] and not cfg["validation_fraction"] > 0:
+        raise ValueError("model.atac_weight_candidates chooses the ATAC weight on held-out cells: "
+                         "model.validation_fraction must be > 0")
     for key in SCHEDULE_KEYS:
         cfg[key] = schedule_epochs(cfg[key], cfg["n_epochs"])
     return cfg
@@ -91,6 +95,7 @@ class SCMVP:
         self.gene_names = None if gene_names is None else [str(g) for g in gene_names]
         self.peak_names = None if peak_names is None else [str(p) for p in peak_names]
         self.history = None
+        self.atac_weight_choice = None      # with atac_weight_candidates: every candidate's held-out ATAC NLL
         self._build_module()
 
     def _batch_codes(self, batch, categories, path):
@@ -174,9 +179,20 @@ class SCMVP:
 
     # -- training -------------------------------------------------------------------------------------------
     def train(self, checkpoint_dir=None, progress=True, on_epoch_end=None) -> pd.DataFrame:
-        """Train (resuming from `checkpoint_dir`/last.pt when present); returns the per-epoch history."""
+        """Train (resuming from `checkpoint_dir`/last.pt when present); returns the per-epoch history.
+
+        With `atac_weight_candidates` one model per candidate weight, the ATAC weight chosen from their held-out
+        ATAC likelihood (:mod:`scmvp.model.weight_choice`; each candidate checkpointed in its own subfolder);
+        the history is the chosen model's, `atac_weight_choice` the table of candidates."""
+        def train_once(directory):
+            trainer = Trainer(self, directory, progress, on_epoch_end)
+            return pd.DataFrame(trainer.train()), trainer.final_epoch
+
         with reuse_large_buffers():
-            self.history = pd.DataFrame(Trainer(self, checkpoint_dir, progress, on_epoch_end).train())
+            if self.config["atac_weight_candidates"]:
+                self.history = train_choosing_atac_weight(self, train_once, checkpoint_dir)
+            else:
+                self.history = train_once(checkpoint_dir)[0]
         return self.history
 
     # -- inference ------------------------------------------------------------------------------------------
@@ -281,7 +297,9 @@ class SCMVP:
                    "n_components": self.module.n_components, "gene_names": self.gene_names,
                    "peak_names": self.peak_names, "peak_order": self.data.peak_order, "idf": self.data.idf,
                    "batch_key": self.batch_key, "batch_categories": self.batch_categories,
-                   "history": None if self.history is None else self.history.to_dict("list")}
+                   "history": None if self.history is None else self.history.to_dict("list"),
+                   "atac_weight_choice": None if self.atac_weight_choice is None
+                   else self.atac_weight_choice.to_dict("list")}
         with atomic_path(path) as tmp:
             torch.save(payload, tmp)
 
@@ -317,6 +335,8 @@ class SCMVP:
         model.module.eval()
         if payload.get("history"):
             model.history = pd.DataFrame(payload["history"])
+        if payload.get("atac_weight_choice"):
+            model.atac_weight_choice = pd.DataFrame(payload["atac_weight_choice"])
         return model
 
     def n_parameters(self) -> int:

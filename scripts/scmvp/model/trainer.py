@@ -135,6 +135,7 @@ class Trainer:
         self.progress = progress
         self.on_epoch_end = on_epoch_end     # callback(epoch, model) after each checkpoint (benchmarks)
         self.optimizer = None
+        self.final_epoch = None                  # after train(): the epoch whose state the module ends with
         # for run_epoch outside train() (tests, benchmarks); train() recomputes it from its training cells
         self.batch_size = training_batch_size(self.cfg["batch_size"], model.data.n_cells)
 
@@ -340,6 +341,9 @@ class Trainer:
             log.info("restoring epoch %d (validation %.2f; last epoch %.2f)", state["best_epoch"],
                      state["best_loss"], state["last_loss"])
             module.load_state_dict(state["best_state"])
+            self.final_epoch = state["best_epoch"]
+        else:
+            self.final_epoch = state["epoch"]
         module.eval()
         return state["history"]
 
