@@ -65,6 +65,7 @@ def main():
         print("\t".join(f"{v:.4f}" if isinstance(v, float) else str(v) for v in row.values()), flush=True)
 
     from scmvp.baselines import embed
+    from bench_tissue import print_weight_choice
 
     for seed in args.seeds:
         for method in args.baselines:
@@ -81,6 +82,7 @@ def main():
             start = time.perf_counter()
             model = SCMVP.from_mudata(mdata, cfg, path=args.mdata, batch_key=batch_key)
             model.train(progress=False)
+            print_weight_choice(model, seed)
             latent = model.get_latent()
             record("scmvp", variant, seed, latent, time.perf_counter() - start)
     table = pd.DataFrame(rows)

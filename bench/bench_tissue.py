@@ -47,11 +47,20 @@ def embed(method, mdata, seed, model_settings, threads, on_epoch_end=None):
         cfg = {"device": "cpu", "threads": threads, "seed": seed, **model_settings}
         model = SCMVP(mdata.mod["rna"].X, mdata.mod["atac"].X, mdata.mod["atac"].var, cfg)
         model.train(progress=False, on_epoch_end=on_epoch_end)
+        print_weight_choice(model, seed)
         return model.get_latent()
     from scmvp import baselines
 
     embedding, _ = baselines.embed(method, mdata, seed=seed, threads=threads)
     return embedding
+
+
+def print_weight_choice(model, seed):
+    """With `--set atac_weight_candidates=[...]`: a `# atac_weight` line per candidate (held-out NLLs, chosen)."""
+    if model.atac_weight_choice is not None:
+        for row in model.atac_weight_choice.itertuples(index=False):
+            print(f"# atac_weight seed {seed}: {row.atac_weight:g} held-out ATAC NLL {row.validation_atac_nll:.2f} "
+                  f"RNA NLL {row.validation_rna_nll:.2f}{' chosen' if row.chosen else ''}", flush=True)
 
 
 def score(embedding, labels, seed):

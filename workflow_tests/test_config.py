@@ -116,13 +116,18 @@ def schema():
      ["config: model.n_components: 'many' is none of: integer >= 1; one of [auto]"]),
     ({"datasets": {"pbmc": {"technology": "simulated"}}, "model": {"warmup_epochs": 1.5, "cycle_start_epoch": 0.5}},
      ["config: model.warmup_epochs: 1.5 is none of: integer >= 0; number > 0 and < 1"]),
+    ({"datasets": {"pbmc": {"technology": "simulated"}}, "model": {"atac_weight_candidates": [0.05, -1]}},
+     ["config: model.atac_weight_candidates.1: -1 is less than the minimum of 0"]),
+    ({"datasets": {"pbmc": {"technology": "simulated"}}, "model": {"atac_weight_candidates": 0.3}},
+     ["config: model.atac_weight_candidates: 0.3 is not of type 'array'"]),
     ({"datasets": {"my data": {"technology": "simulated"}}},
      ["config: datasets: invalid key 'my data': 'my data' does not match '^[A-Za-z0-9_.-]+$'"]),
     ({"datasets": {}}, ["config: datasets: needs at least 1 entry"]),
     ({}, ["config: 'datasets' is a required property"]),
 ], ids=["dataset_typo", "misplaced_genome", "key_of_another_section", "retired_scvi_epochs", "multivi_typo",
         "simulate_typo", "missing_path",
-        "unknown_technology", "one_of", "schedule_fraction", "dataset_name", "no_dataset", "no_datasets_key"])
+        "unknown_technology", "one_of", "schedule_fraction", "negative_weight_candidate", "weight_candidates_list",
+        "dataset_name", "no_dataset", "no_datasets_key"])
 def test_config_problems_one_line_each(schema, config, expected):
     assert config_problems(config, schema) == expected
 

@@ -1,9 +1,9 @@
 """The scMVP model (PyTorch), implemented from the paper (Li et al., Genome Biology 2022).
 
 Modules: `distributions` (NB / ZIP log-likelihoods, Gaussian and VaDE GMM KL terms), `module` (network),
-`data` (sparse CSR minibatching), `trainer` (training loop, checkpoints), `scmvp` (user class
-:class:`SCMVP`), `imputation` (chunked writing of imputed.h5mu), `host_memory` (large buffers kept in the heap
-while training).
+`data` (sparse CSR minibatching), `trainer` (training loop, checkpoints), `weight_choice` (the ATAC weight
+chosen from held-out data), `scmvp` (user class :class:`SCMVP`), `imputation` (chunked writing of imputed.h5mu),
+`host_memory` (large buffers kept in the heap while training).
 
 Design choices worth knowing:
 
@@ -54,7 +54,10 @@ Design choices worth knowing:
 * Likelihood weighting: `atac_weight` (default 0.05) scales the ATAC negative log-likelihood. The ATAC
   likelihood sums over ~50k-100k peaks vs ~1-3k genes, so the plain ELBO (1) lets the (noisy, sparse)
   ATAC reconstruction dominate the latent (sci-CAR ARI ~0); scaling per-modality likelihoods is a
-  tempered-likelihood choice, not the paper's plain ELBO.
+  tempered-likelihood choice, not the paper's plain ELBO. The right weight differs by dataset (0.05 on sci-CAR,
+  0.3 where types differ mainly in chromatin); `atac_weight_candidates` chooses it from held-out ATAC likelihood
+  (`weight_choice`: one model per candidate, the largest weight whose held-out ATAC NLL stays within
+  `atac_weight_tolerance` of the smallest's).
 * Cluster guidance: p(c|z) weights learned cluster embeddings, gated by the decoder state, added to the
   decoders' hidden layer. ZIP dropout logits = per-peak logit + per-cell offset (cheaper than a second
   hidden x peaks head).
