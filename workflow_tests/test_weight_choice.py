@@ -98,3 +98,13 @@ def test_the_choice_is_saved_with_the_model(sim, chosen, tmp_path):
     pd.testing.assert_frame_equal(loaded.atac_weight_choice, model.atac_weight_choice)
     assert loaded.config["atac_weight"] == model.config["atac_weight"]
     np.testing.assert_allclose(loaded.get_latent(), model.get_latent(), atol=1e-5)
+
+
+def test_a_rerun_resumes_every_candidate_from_its_checkpoint(sim, chosen, caplog):
+    model, _, checkpoints = chosen
+    again = build(sim, atac_weight_candidates=[1.0, 0.05], atac_weight_tolerance=0.0)
+    with caplog.at_level("INFO", logger="scmvp"):
+        again.train(checkpoint_dir=checkpoints, progress=False)
+    assert caplog.text.count("resuming from") == 2 and "epoch 1/" not in caplog.text     # nothing retrained
+    pd.testing.assert_frame_equal(again.atac_weight_choice, model.atac_weight_choice)
+    np.testing.assert_array_equal(again.get_latent(), model.get_latent())
