@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from scmvp.model import SCMVP
-from scmvp.model.weight_choice import choose_atac_weight, held_out_atac_nll
+from scmvp.model.weight_choice import choose_atac_weight, held_out_nll
 from scmvp.simulate import simulate
 from scmvp.simulate_write import to_mudata
 
@@ -40,10 +40,10 @@ def test_the_largest_weight_within_the_tolerance_of_the_smallest_is_chosen():
 
 def test_the_held_out_nll_is_read_at_the_epoch_the_model_ends_with():
     history = pd.DataFrame({"epoch": [1, 2, 3], "validation_atac_nll": [5.0, 4.0, 4.5]})
-    assert held_out_atac_nll(history, 2) == 4.0
-    assert held_out_atac_nll(history, 3) == 4.5
+    assert held_out_nll(history, 2) == 4.0
+    assert held_out_nll(history, 3) == 4.5
     with pytest.raises(ValueError, match="validation_fraction"):
-        held_out_atac_nll(history.drop(columns="validation_atac_nll"), 3)
+        held_out_nll(history.drop(columns="validation_atac_nll"), 3)
 
 
 def test_candidates_need_held_out_cells(sim):

@@ -21,13 +21,15 @@ import pandas as pd
 log = logging.getLogger("scmvp.model")
 
 
-def held_out_atac_nll(history: pd.DataFrame, epoch: int) -> float:
-    """The validation ATAC NLL per cell after `epoch` (1-based, the epoch whose state the model ends with)."""
-    if "validation_atac_nll" not in history:
+def held_out_nll(history: pd.DataFrame, epoch: int, modality: str = "atac") -> float:
+    """The validation NLL per cell of `modality` ("atac" / "rna") after `epoch` (1-based, the epoch whose state
+    the model ends with)."""
+    column = f"validation_{modality}_nll"
+    if column not in history:
         raise ValueError("choosing the ATAC weight needs held-out cells (model.validation_fraction > 0)")
-    row = history.loc[history["epoch"] == epoch, "validation_atac_nll"]
+    row = history.loc[history["epoch"] == epoch, column]
     if row.empty:
-        raise ValueError(f"no validation ATAC NLL for epoch {epoch} in the training history")
+        raise ValueError(f"no {column} for epoch {epoch} in the training history")
     return float(row.iloc[0])
 
 
@@ -53,10 +55,9 @@ def train_choosing_atac_weight(model, train_once, checkpoint_dir=None) -> pd.Dat
         model._build_module()
         subdir = None if checkpoint_dir is None else os.path.join(checkpoint_dir, f"atac_weight_{weight:g}")
         history, final_epoch = train_once(subdir)
-        nll = held_out_atac_nll(history, final_epoch)
+        nll = held_out_nll(history, final_epoch)
         rows.append({"atac_weight": weight, "validation_atac_nll": nll,
-                     "validation_rna_nll": float(history.loc[history["epoch"] == final_epoch,
-                                                             "validation_rna_nll"].iloc[0])})
+                     "validation_rna_nll": held_out_nll(history, final_epoch, "rna")})
         log.info("ATAC weight %g: held-out ATAC NLL %.2f per cell", weight, nll)
         held_out = {r["atac_weight"]: r["validation_atac_nll"] for r in rows}
         if choose_atac_weight(held_out, cfg["atac_weight_tolerance"]) == weight:
