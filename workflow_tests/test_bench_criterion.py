@@ -68,3 +68,33 @@ def test_the_settings_column_names_the_resolved_configuration(monkeypatch):
     assert bc.settings_label({}) != before
     done = pd.DataFrame([_row("example:0", "scmvp", 0, 0.5, 0.9, before)])
     assert bc.pending([("example:0", "scmvp", {}, 0)], done) == [("example:0", "scmvp", {}, 0)]
+
+
+def test_a_table_from_before_a_score_existed_gets_the_new_column(tmp_path):
+    out = tmp_path / "criterion.tsv"
+    old = _row("scicar", "rna_pca", 0, 0.3, 0.9)
+    pd.DataFrame([old]).to_csv(out, sep="\t", index=False)          # written before leiden_ari existed
+    bc.append_row(out, {**_row("scicar", "wnn", 0, 0.4, 0.8), "leiden_ari": 0.35})
+    bc.append_row(out, {**_row("scicar", "mofa", 0, 0.2, 0.7), "leiden_ari": 0.25})
+    done = bc.read_done(out).set_index("method")
+    assert list(done.index) == ["rna_pca", "wnn", "mofa"]
+    assert done["leiden_ari"].isna().tolist() == [True, False, False]
+    assert done.loc["mofa", "leiden_ari"] == 0.25 and done.loc["mofa", "knn_accuracy"] == 0.7
+    assert done.loc["rna_pca", "ari"] == 0.3
+    assert not (tmp_path / "criterion.tsv.partial").exists()
+
+
+def test_scores_give_both_clusterings_and_leiden_keeps_a_large_broad_type_whole():
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    # one large type spread along an axis (as a broad type is in a latent) beside two small compact ones:
+    # KMeans at k = 3 cuts the large one and merges the small ones, Leiden on the 15-NN graph does not
+    large = np.column_stack([rng.uniform(-12, 12, 600), rng.normal(0, 0.3, 600)])
+    small = [rng.normal((0, c), 0.3, (60, 2)) for c in (6, 9)]
+    embedding = np.vstack([large, *small])
+    labels = np.array(["big"] * 600 + ["a"] * 60 + ["b"] * 60)
+    scores = bench_tissue.score(embedding, labels, 0)
+    assert scores["leiden_ari"] > 0.95
+    assert scores["ari"] < 0.6
+    assert scores["knn_accuracy"] > 0.99
