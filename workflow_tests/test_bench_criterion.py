@@ -98,3 +98,6 @@ def test_scores_give_both_clusterings_and_leiden_keeps_a_large_broad_type_whole(
     assert scores["leiden_ari"] > 0.95
     assert scores["ari"] < 0.6
     assert scores["knn_accuracy"] > 0.99
+    assert np.isnan(scores["own_ari"])                              # a baseline has no clusters of its own
+    own = np.r_[np.zeros(300), np.ones(300), np.full(120, 2)]      # a model's own clusters: "big" cut in two
+    assert 0.3 < bench_tissue.score(embedding, labels, 0, own)["own_ari"] < 0.7
