@@ -9,9 +9,10 @@ scMVP with its defaults plus any --set). Scores: KMeans (k = the true number of 
 15-NN label-transfer accuracy (stratified 5-fold; plain and balanced, so the < 1 % types count) on the
 embedding, the ARI of Leiden at k clusters on the embedding's 15-NN graph (`leiden_ari`, as the workflow's
 benchmark stage clusters) and, for scMVP, of its mixture's own clusters (`own_ari`: argmax p(c | z), the workflow's
-`scmvp_cluster`, with as many components as the model found). Prints one row per method and seed, then mean +- sd per method; `--per-label` also prints each
-label's kNN recall per method (mean over seeds; `scmvp.metrics.knn_label_recall`) with the label's kind
-(chromatin-only / RNA-only types are told apart by one modality only), i.e. which types an embedding loses.
+`scmvp_cluster`, with as many components as the model found). Prints one row per method and seed, then mean +- sd
+per method; `--per-label` also prints each label's kNN recall per method (mean over seeds;
+`scmvp.metrics.knn_label_recall`) with the label's kind (chromatin-only / RNA-only types are told apart by one
+modality only), i.e. which types an embedding loses.
 `--every N` also scores scMVP's latent after every N epochs of training (`# curve` lines: the same scores and
 the single-modality labels' recall), e.g. with `--set n_epochs=60 early_stopping_patience=0`.
 """
