@@ -70,7 +70,8 @@ def print_weight_choice(model, seed):
     if model.atac_weight_choice is not None:
         for row in model.atac_weight_choice.itertuples(index=False):
             print(f"# atac_weight seed {seed}: {row.atac_weight:g} held-out ATAC NLL {row.validation_atac_nll:.2f} "
-                  f"RNA NLL {row.validation_rna_nll:.2f}{' chosen' if row.chosen else ''}", flush=True)
+                  f"RNA NLL {row.validation_rna_nll:.2f} after epoch {row.epoch}{' chosen' if row.chosen else ''}",
+                  flush=True)
 
 
 def score(embedding, labels, seed, own_clusters=None):

@@ -575,7 +575,7 @@ def test_schedule_keys_take_a_fraction_of_n_epochs():
 
     defaults = model_config()
     assert [defaults[k] for k in ("n_epochs", "warmup_epochs", "kl_warmup_epochs", "cycle_start_epoch",
-                                  "early_stopping_patience")] == [40, 20, 6, 20, 0]
+                                  "early_stopping_patience", "atac_weight_decision_epoch")] == [40, 20, 6, 20, 0, 20]
     assert [model_config({"n_epochs": n})["warmup_epochs"] for n in (1, 3, 5, 10)] == [1, 2, 3, 5]
     mixed = model_config({"n_epochs": 10, "warmup_epochs": 3, "cycle_start_epoch": 0.25, "kl_warmup_epochs": 0})
     assert (mixed["warmup_epochs"], mixed["cycle_start_epoch"], mixed["kl_warmup_epochs"]) == (3, 3, 0)

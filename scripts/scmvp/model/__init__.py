@@ -56,8 +56,9 @@ Design choices worth knowing:
   ATAC reconstruction dominate the latent (sci-CAR ARI ~0); scaling per-modality likelihoods is a
   tempered-likelihood choice, not the paper's plain ELBO. The right weight differs by dataset (0.05 on sci-CAR,
   0.3 where types differ mainly in chromatin); `atac_weight_candidates` chooses it from held-out ATAC likelihood
-  (`weight_choice`: one model per candidate, the largest weight whose held-out ATAC NLL stays within
-  `atac_weight_tolerance` of the smallest's).
+  (`weight_choice`: one model per candidate up to `atac_weight_decision_epoch`, the end of the warm-up by
+  default; the largest weight whose held-out ATAC NLL there stays within `atac_weight_tolerance` of the
+  smallest's is trained on, the others dropped).
 * Cluster guidance: p(c|z) weights learned cluster embeddings, gated by the decoder state, added to the
   decoders' hidden layer. ZIP dropout logits = per-peak logit + per-cell offset (cheaper than a second
   hidden x peaks head).

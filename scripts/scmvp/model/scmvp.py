@@ -33,7 +33,7 @@ def model_defaults() -> dict:
     return {k: v["default"] for k, v in props.items() if "default" in v}
 
 
-SCHEDULE_KEYS = ("warmup_epochs", "kl_warmup_epochs", "cycle_start_epoch")
+SCHEDULE_KEYS = ("warmup_epochs", "kl_warmup_epochs", "cycle_start_epoch", "atac_weight_decision_epoch")
 
 
 def model_config(overrides: dict | None = None) -> dict:
@@ -181,18 +181,18 @@ class SCMVP:
     def train(self, checkpoint_dir=None, progress=True, on_epoch_end=None) -> pd.DataFrame:
         """Train (resuming from `checkpoint_dir`/last.pt when present); returns the per-epoch history.
 
-        With `atac_weight_candidates` one model per candidate weight, the ATAC weight chosen from their held-out
-        ATAC likelihood (:mod:`scmvp.model.weight_choice`; each candidate checkpointed in its own subfolder);
-        the history is the chosen model's, `atac_weight_choice` the table of candidates."""
-        def train_once(directory):
-            trainer = Trainer(self, directory, progress, on_epoch_end)
-            return pd.DataFrame(trainer.train()), trainer.final_epoch
+        With `atac_weight_candidates` one model per candidate weight up to `atac_weight_decision_epoch`, the ATAC
+        weight chosen from their held-out ATAC likelihood there, and only the chosen model trained on
+        (:mod:`scmvp.model.weight_choice`; each candidate checkpointed in its own subfolder); the history is the
+        chosen model's, `atac_weight_choice` the table of candidates."""
+        def make_trainer(directory):
+            return Trainer(self, directory, progress, on_epoch_end)
 
         with reuse_large_buffers():
             if self.config["atac_weight_candidates"]:
-                self.history = train_choosing_atac_weight(self, train_once, checkpoint_dir)
+                self.history = train_choosing_atac_weight(self, make_trainer, checkpoint_dir)
             else:
-                self.history = train_once(checkpoint_dir)[0]
+                self.history = pd.DataFrame(make_trainer(checkpoint_dir).train())
         return self.history
 
     # -- inference ------------------------------------------------------------------------------------------

@@ -136,6 +136,7 @@ class Trainer:
         self.on_epoch_end = on_epoch_end     # callback(epoch, model) after each checkpoint (benchmarks)
         self.optimizer = None
         self.final_epoch = None                  # after train(): the epoch whose state the module ends with
+        self._paused = None                      # train(until_epoch=...) stopped before n_epochs: what goes on
         # for run_epoch outside train() (tests, benchmarks); train() recomputes it from its training cells
         self.batch_size = training_batch_size(self.cfg["batch_size"], model.data.n_cells)
 
@@ -273,19 +274,36 @@ class Trainer:
         return means, beta, active
 
     # -- the whole run ------------------------------------------------------------------------------------
-    def train(self):
+    @property
+    def paused(self) -> bool:
+        """train(until_epoch=...) ended before n_epochs (and before early stopping): train() goes on from there."""
+        return self._paused is not None
+
+    def train(self, until_epoch=None):
+        """Train to `n_epochs` (or until early stopping). With `until_epoch`, stop after that epoch instead, the
+        module in its state of that epoch (no best state restored); a later `train()` goes on exactly where it
+        stopped (the same optimizer, schedules and random streams, torch's global generator included: the run
+        equals one uninterrupted run, even with other models trained in between)."""
         model, cfg = self.model, self.cfg
         module = model.module
-        train_cells, val_cells = split_cells(model.data.n_cells, cfg["validation_fraction"], cfg["seed"])
-        self.batch_size = training_batch_size(cfg["batch_size"], len(train_cells))
-        log.info("training on %d cells (%d held out for validation), %d cells per minibatch", len(train_cells),
-                 len(val_cells), self.batch_size)
-        self.optimizer = build_optimizer(module, cfg)
-        state = self._initial_state()
-        state = self._resume(state)
-        rng = np.random.default_rng(cfg["seed"])
-        if state.get("numpy_rng") is not None:
-            rng.bit_generator.state = state["numpy_rng"]
+        if self._paused is None:
+            train_cells, val_cells = split_cells(model.data.n_cells, cfg["validation_fraction"], cfg["seed"])
+            self.batch_size = training_batch_size(cfg["batch_size"], len(train_cells))
+            log.info("training on %d cells (%d held out for validation), %d cells per minibatch",
+                     len(train_cells), len(val_cells), self.batch_size)
+            self.optimizer = build_optimizer(module, cfg)
+            state = self._initial_state()
+            state = self._resume(state)
+            rng = np.random.default_rng(cfg["seed"])
+            if state.get("numpy_rng") is not None:
+                rng.bit_generator.state = state["numpy_rng"]
+        else:
+            train_cells, val_cells, state, rng, torch_rng, cuda_rng = self._paused
+            self._paused = None
+            torch.set_rng_state(torch_rng)
+            if cuda_rng is not None:
+                torch.cuda.set_rng_state_all(cuda_rng)
+        end = cfg["n_epochs"] if until_epoch is None else min(int(until_epoch), cfg["n_epochs"])
         first_scored = first_scored_epoch(cfg)
         patience = cfg["early_stopping_patience"]
         min_delta = cfg["early_stopping_min_delta"]
@@ -293,7 +311,7 @@ class Trainer:
 
         bar = tqdm(total=cfg["n_epochs"], initial=state["epoch"], file=sys.stderr, disable=not self.progress,
                    desc="scMVP", unit="epoch", dynamic_ncols=True)
-        while state["epoch"] < cfg["n_epochs"] and not state["stopped"]:
+        while state["epoch"] < end and not state["stopped"]:
             epoch = state["epoch"]
             start = time.perf_counter()
             if cfg["prior"] == "gmm" and module.prior is None and epoch >= cfg["warmup_epochs"]:
@@ -337,6 +355,12 @@ class Trainer:
             bar.set_postfix(loss=f"{train_terms['total']:.1f}",
                             val=f"{row.get('validation_total', float('nan')):.1f}", k=active)
         bar.close()
+        if state["epoch"] < cfg["n_epochs"] and not state["stopped"]:
+            self._paused = (train_cells, val_cells, state, rng, torch.get_rng_state(),
+                            torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None)
+            self.final_epoch = state["epoch"]
+            module.eval()
+            return state["history"]
         if state.get("best_state") is not None and improves(state["best_loss"], state.get("last_loss"), min_delta):
             log.info("restoring epoch %d (validation %.2f; last epoch %.2f)", state["best_epoch"],
                      state["best_loss"], state["last_loss"])

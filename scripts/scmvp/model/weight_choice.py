@@ -1,8 +1,9 @@
 """The ATAC weight chosen from the data (`model.atac_weight_candidates`).
 
-One model is trained per candidate weight -- same cells, same held-out cells, same seed -- and the largest weight
-is kept whose held-out ATAC negative log-likelihood (per cell, unweighted) is at most `atac_weight_tolerance`
-(relative) above the smallest weight's. The reasoning: a larger weight makes the latent carry more of the ATAC; if
+One model is trained per candidate weight -- same cells, same held-out cells, same seed -- up to
+`atac_weight_decision_epoch` (by default the end of the warm-up, before the mixture prior), the largest weight is
+chosen whose held-out ATAC negative log-likelihood (per cell, unweighted) is then at most `atac_weight_tolerance`
+(relative) above the smallest weight's, and only the chosen model is trained on. The reasoning: a larger weight makes the latent carry more of the ATAC; if
 what it then carries is shared between cells (chromatin that differs between types), the held-out cells' ATAC is
 predicted as well as before; if it is what the training cells alone have (sparse, noisy ATAC), the held-out ATAC
 gets worse. Measured (bench/RESULTS.md, "The ATAC weight chosen from held-out ATAC"): from 0.05 to 0.3 the
@@ -43,37 +44,42 @@ def choose_atac_weight(held_out: dict, tolerance: float) -> float:
     return max(w for w, nll in held_out.items() if nll <= reference + abs(reference) * tolerance)
 
 
-def train_choosing_atac_weight(model, train_once, checkpoint_dir=None) -> pd.DataFrame:
-    """Train `model` (an SCMVP) once per candidate of `model.config['atac_weight_candidates']` by
-    `train_once(checkpoint_dir) -> (history, final_epoch)`, keep the chosen one (module, history, config's
-    `atac_weight`) and record every candidate in `model.atac_weight_choice`. Returns the chosen history."""
+def train_choosing_atac_weight(model, make_trainer, checkpoint_dir=None) -> pd.DataFrame:
+    """Train `model` (an SCMVP) once per candidate of `model.config['atac_weight_candidates']` up to
+    `atac_weight_decision_epoch`, choose the weight from the candidates' held-out ATAC NLL at that epoch, and train
+    the chosen candidate on to the end; the others are dropped. `make_trainer(checkpoint_dir)` gives a Trainer of
+    `model` (each candidate checkpoints in its own subfolder). The model ends as the chosen candidate's own run (the
+    same as training that weight alone); `model.atac_weight_choice` is the table of candidates. Returns the chosen
+    run's history."""
     cfg = model.config
     candidates = sorted({float(w) for w in cfg["atac_weight_candidates"]})
+    decision_epoch = min(cfg["atac_weight_decision_epoch"], cfg["n_epochs"])
     rows, kept = [], None
     for weight in candidates:
         cfg["atac_weight"] = weight
         model._build_module()
         subdir = None if checkpoint_dir is None else os.path.join(checkpoint_dir, f"atac_weight_{weight:g}")
-        history, final_epoch = train_once(subdir)
-        nll = held_out_nll(history, final_epoch)
-        rows.append({"atac_weight": weight, "validation_atac_nll": nll,
-                     "validation_rna_nll": held_out_nll(history, final_epoch, "rna")})
-        log.info("ATAC weight %g: held-out ATAC NLL %.2f per cell", weight, nll)
+        trainer = make_trainer(subdir)
+        history = pd.DataFrame(trainer.train(until_epoch=decision_epoch))
+        # the decision epoch, or the epoch an early-stopped candidate ended with
+        epoch = min(decision_epoch, trainer.final_epoch)
+        nll = held_out_nll(history, epoch)
+        rows.append({"atac_weight": weight, "epoch": epoch, "validation_atac_nll": nll,
+                     "validation_rna_nll": held_out_nll(history, epoch, "rna")})
+        log.info("ATAC weight %g: held-out ATAC NLL %.2f per cell after epoch %d", weight, nll, epoch)
         held_out = {r["atac_weight"]: r["validation_atac_nll"] for r in rows}
         if choose_atac_weight(held_out, cfg["atac_weight_tolerance"]) == weight:
-            # candidates go up, so the chosen weight is always the last one that passed: keep only its model
-            kept = (weight, model.module.n_components, {k: v.detach().cpu().clone()
-                                                         for k, v in model.module.state_dict().items()}, history)
-    weight, n_components, state, history = kept
+            # candidates go up, so the chosen weight is always the last one that passed: keep only its run
+            kept = (weight, model.module, trainer, history)
+    weight, module, trainer, history = kept
     table = pd.DataFrame(rows)
     table["chosen"] = table["atac_weight"] == weight
-    cfg["atac_weight"] = weight
-    model._build_module()
-    if n_components:
-        model.module.attach_gmm(n_components)
-    model.module.load_state_dict(state)
-    model.module.eval()
-    model.atac_weight_choice = table
     log.info("ATAC weight chosen from the held-out ATAC NLL (tolerance %g):\n%s", cfg["atac_weight_tolerance"],
              table.to_string(index=False))
+    cfg["atac_weight"] = weight
+    model.module = module
+    if trainer.paused:
+        history = pd.DataFrame(trainer.train())
+    model.module.eval()
+    model.atac_weight_choice = table
     return history.assign(atac_weight=weight)
