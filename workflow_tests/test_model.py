@@ -195,7 +195,7 @@ def test_gradients_reach_every_parameter(small_sim, atac_encoder):
 
 
 def test_attention_is_scaled_and_masked():
-    from scmvp.model.module import MultiHeadAttention
+    from scmvp.model.encoders import MultiHeadAttention
 
     torch.manual_seed(0)
     attn = MultiHeadAttention(8, 2, dropout=0.0)
