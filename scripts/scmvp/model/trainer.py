@@ -286,9 +286,9 @@ class Trainer:
         equals one uninterrupted run, even with other models trained in between)."""
         model, cfg = self.model, self.cfg
         module = model.module
+        train_cells, val_cells = split_cells(model.data.n_cells, cfg["validation_fraction"], cfg["seed"])
+        self.batch_size = training_batch_size(cfg["batch_size"], len(train_cells))
         if self._paused is None:
-            train_cells, val_cells = split_cells(model.data.n_cells, cfg["validation_fraction"], cfg["seed"])
-            self.batch_size = training_batch_size(cfg["batch_size"], len(train_cells))
             log.info("training on %d cells (%d held out for validation), %d cells per minibatch",
                      len(train_cells), len(val_cells), self.batch_size)
             self.optimizer = build_optimizer(module, cfg)
@@ -298,11 +298,9 @@ class Trainer:
             if state.get("numpy_rng") is not None:
                 rng.bit_generator.state = state["numpy_rng"]
         else:
-            train_cells, val_cells, state, rng, torch_rng, cuda_rng = self._paused
+            state, rng, torch_rngs = self._paused
             self._paused = None
-            torch.set_rng_state(torch_rng)
-            if cuda_rng is not None:
-                torch.cuda.set_rng_state_all(cuda_rng)
+            _set_torch_rng_states(*torch_rngs)
         end = cfg["n_epochs"] if until_epoch is None else min(int(until_epoch), cfg["n_epochs"])
         first_scored = first_scored_epoch(cfg)
         patience = cfg["early_stopping_patience"]
@@ -356,8 +354,7 @@ class Trainer:
                             val=f"{row.get('validation_total', float('nan')):.1f}", k=active)
         bar.close()
         if state["epoch"] < cfg["n_epochs"] and not state["stopped"]:
-            self._paused = (train_cells, val_cells, state, rng, torch.get_rng_state(),
-                            torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None)
+            self._paused = (state, rng, _torch_rng_states())
             self.final_epoch = state["epoch"]
             module.eval()
             return state["history"]
@@ -385,13 +382,14 @@ class Trainer:
         os.makedirs(self.checkpoint_dir, exist_ok=True)
         module = self.model.module
         payload = dict(state)
+        torch_rng, cuda_rng = _torch_rng_states()
         payload.update({
             "fingerprint": fingerprint(self.cfg, self.model.data),
             "module": module.state_dict(),
             "n_components": module.n_components,
             "optimizer": self.optimizer.state_dict(),
-            "torch_rng": torch.get_rng_state(),
-            "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
+            "torch_rng": torch_rng,
+            "cuda_rng": cuda_rng,
             "numpy_rng": rng.bit_generator.state,
         })
         atomic_torch_save(payload, path)
@@ -416,11 +414,20 @@ class Trainer:
             self.optimizer = build_optimizer(module, self.cfg)
         module.load_state_dict(ckpt["module"])
         self.optimizer.load_state_dict(ckpt["optimizer"])
-        torch.set_rng_state(ckpt["torch_rng"])
-        if ckpt.get("cuda_rng") is not None and torch.cuda.is_available():
-            torch.cuda.set_rng_state_all(ckpt["cuda_rng"])
+        _set_torch_rng_states(ckpt["torch_rng"], ckpt.get("cuda_rng"))
         log.info("resuming from %s after epoch %d", path, ckpt["epoch"])
         return {k: ckpt[k] for k in self._initial_state()}
+
+
+def _torch_rng_states():
+    """torch's global generators: (CPU state, every CUDA device's state or None without CUDA)."""
+    return torch.get_rng_state(), torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None
+
+
+def _set_torch_rng_states(cpu_state, cuda_states=None):
+    torch.set_rng_state(cpu_state)
+    if cuda_states is not None and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(cuda_states)
 
 
 def _batches(cells, batch_size, rng):
