@@ -150,3 +150,30 @@ def test_a_rerun_resumes_every_candidate_from_its_checkpoint(sim, chosen, caplog
     assert caplog.text.count("resuming from") == 2 and "epoch 1/" not in caplog.text     # nothing retrained
     pd.testing.assert_frame_equal(again.atac_weight_choice, model.atac_weight_choice)
     np.testing.assert_array_equal(again.get_latent(), model.get_latent())
+
+
+def test_a_chosen_candidate_killed_past_the_decision_resumes_there(sim, chosen, tmp_path, caplog):
+    # the chosen weight (0.05, trained first) is killed after epoch 3, past the decision after epoch 2: a rerun
+    # reads both candidates' held-out NLL at epoch 2 from their checkpoints, keeps the same weight and goes on
+    # from epoch 3 -- the same model as the run that was never killed
+    model, history, _ = chosen
+
+    class Killed(Exception):
+        pass
+
+    def kill_after_epoch_3_of_the_chosen(epoch, run):
+        if epoch == 3 and run.config["atac_weight"] == 0.05 and run.atac_weight_choice is None:
+            raise Killed
+
+    first = build(sim, atac_weight_candidates=[1.0, 0.05], atac_weight_tolerance=0.0)
+    with pytest.raises(Killed):
+        first.train(checkpoint_dir=tmp_path, progress=False, on_epoch_end=kill_after_epoch_3_of_the_chosen)
+    assert checkpoint_epoch(tmp_path / "atac_weight_0.05") == 3 and checkpoint_epoch(tmp_path / "atac_weight_1") == 2
+    again = build(sim, atac_weight_candidates=[1.0, 0.05], atac_weight_tolerance=0.0)
+    with caplog.at_level("INFO", logger="scmvp"):
+        again_history = again.train(checkpoint_dir=tmp_path, progress=False)
+    assert "after epoch 3" in caplog.text and "after epoch 2" in caplog.text and "epoch 1/" not in caplog.text
+    assert "epoch 4/" in caplog.text and "epoch 3/" not in caplog.text          # only the last epoch retrained
+    pd.testing.assert_frame_equal(again.atac_weight_choice, model.atac_weight_choice)
+    pd.testing.assert_frame_equal(again_history.drop(columns="seconds"), history.drop(columns="seconds"))
+    np.testing.assert_array_equal(again.get_latent(), model.get_latent())
