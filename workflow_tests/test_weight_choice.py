@@ -162,7 +162,7 @@ def test_a_chosen_candidate_killed_past_the_decision_resumes_there(sim, chosen, 
         pass
 
     def kill_after_epoch_3_of_the_chosen(epoch, run):
-        if epoch == 3 and run.config["atac_weight"] == 0.05 and run.atac_weight_choice is None:
+        if epoch == 3 and run.config["atac_weight"] == 0.05:
             raise Killed
 
     first = build(sim, atac_weight_candidates=[1.0, 0.05], atac_weight_tolerance=0.0)
