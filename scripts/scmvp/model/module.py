@@ -107,8 +107,9 @@ class SCMVPModule(nn.Module):
                  n_transformer_layers=2, top_genes_attended=256, attention_dim=64, prior="gmm", rna_encoder="attention",
                  atac_encoder="mlp", cycle=True, cluster_guidance=True, atac_weight=1.0, dropout=0.1,
                  n_batches=0, encode_batch=False, gmm_min_variance=0.0, cycle_moves_joint=True,
-                 joint_posterior="poe", atac_depth_covariate=False):
+                 joint_posterior="poe", atac_depth_covariate=False, atac_count_split=0.0):
         super().__init__()
+        self.atac_count_split = float(atac_count_split)
         self.atac_depth_covariate = bool(atac_depth_covariate)
         # mean and sd of the log ATAC library of the cells the model was built on (every cell, as the idf): the
         # covariate is the cell's standardised log depth
@@ -261,8 +262,14 @@ class SCMVPModule(nn.Module):
         return rna_scale, atac_scale, atac_dropout
 
     # -- objective --------------------------------------------------------------------------------------
-    def loss(self, batch, beta=1.0, use_cycle=False, idf=None, generator=None):
-        """Per-batch mean of each loss term (dict of scalars) and the total to minimise."""
+    def loss(self, batch, beta=1.0, use_cycle=False, idf=None, generator=None, split_atac=False):
+        """Per-batch mean of each loss term (dict of scalars) and the total to minimise.
+
+        With `split_atac` and `atac_count_split` > 0 (training steps) the encoders read a binomial thinning of each
+        cell's ATAC counts and the ATAC likelihood scores the remaining counts (see split_atac_counts)."""
+        target = None
+        if split_atac and self.atac_count_split > 0:
+            batch, target = split_atac_counts(batch, self.atac_count_split, idf, generator)
         mu, logvar = self.encode(batch)
         eps = torch.randn(mu.shape, generator=generator, device=mu.device, dtype=mu.dtype)
         z = mu + torch.exp(0.5 * logvar) * eps
@@ -279,13 +286,15 @@ class SCMVPModule(nn.Module):
                 gamma = guide = None
                 kl = D.kl_normal_standard(mu, logvar)
         batch_index = batch.get("batch")
-        rna_scale, atac_scale, atac_dropout = self.decode(z, guide, batch_index, batch["atac_library"])
+        if target is None:
+            target = {k: batch[k] for k in ("atac_library", "atac_row", "atac_index", "atac_count")}
+        rna_scale, atac_scale, atac_dropout = self.decode(z, guide, batch_index, target["atac_library"])
         with fp32(z):
             rna_mean = rna_scale * batch["rna_library"].unsqueeze(-1)
-            atac_rate = atac_scale * batch["atac_library"].unsqueeze(-1)
+            atac_rate = atac_scale * target["atac_library"].unsqueeze(-1)
             rna_nll = -D.log_nb(batch["rna"], rna_mean, self.rna_theta()).sum(-1)
-            atac_nll = -D.log_zip_sum_sparse(atac_rate, atac_dropout, batch["atac_row"], batch["atac_index"],
-                                             batch["atac_count"])
+            atac_nll = -D.log_zip_sum_sparse(atac_rate, atac_dropout, target["atac_row"], target["atac_index"],
+                                             target["atac_count"])
         zero = torch.zeros_like(kl)
         align, cycle = zero, zero
         if self.use_cycle:
@@ -308,6 +317,30 @@ class SCMVPModule(nn.Module):
         out = {k: v.mean() for k, v in terms.items()}
         out["assignments"] = gamma.argmax(-1) if gamma is not None else None
         return out
+
+
+def split_atac_counts(batch, fraction, idf, generator=None):
+    """Split each cell's ATAC counts in two independent parts: y_in ~ Binomial(y, fraction), y_out = y - y_in.
+
+    Returns (the batch with the encoders' TF-IDF values recomputed from y_in, the likelihood's target: y_out's
+    non-zeros and per-cell totals). Given the cell's true rates the two parts' Poisson noise is independent, so a
+    latent read from y_in can explain y_out only through the rates, not by recalling the cell's own sampling noise
+    (molecular cross-validation / Noise2Self, Batson & Royer 2019). Entries where y_in is 0 keep their place in the
+    sparse input with value 0, which adds nothing to the peak embedding's sums.
+    """
+    from .data import ATAC_SCALE
+    counts, rows, cols = batch["atac_count"], batch["atac_row"], batch["atac_index"]
+    n_cells = batch["atac_library"].shape[0]
+    y_in = torch.binomial(counts, torch.full_like(counts, fraction), generator=generator)
+    y_out = counts - y_in
+    library_in = torch.zeros(n_cells, dtype=counts.dtype, device=counts.device).index_add_(0, rows, y_in)
+    library_out = torch.zeros_like(library_in).index_add_(0, rows, y_out)
+    values = torch.log1p(y_in / library_in.clamp_min(1.0)[rows] * idf[cols] * ATAC_SCALE)
+    encoder_batch = dict(batch, atac_value=values.to(batch["atac_value"].dtype))
+    kept = y_out > 0
+    target = {"atac_library": library_out.clamp_min(1.0), "atac_row": rows[kept], "atac_index": cols[kept],
+              "atac_count": y_out[kept]}
+    return encoder_batch, target
 
 
 class _DecodedTFIDF(torch.autograd.Function):

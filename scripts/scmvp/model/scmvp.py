@@ -45,6 +45,9 @@ def model_config(overrides: dict | None = None) -> dict:
     if cfg["atac_weight_candidates"] and not cfg["validation_fraction"] > 0:
         raise ValueError("model.atac_weight_candidates chooses the ATAC weight on held-out cells: "
                          "model.validation_fraction must be > 0")
+    if not 0 <= cfg["atac_count_split"] < 1:
+        raise ValueError(f"model.atac_count_split is {cfg['atac_count_split']}: the fraction of a cell's ATAC counts "
+                         "the encoders read must be in [0, 1) (0 = off)")
     for key in SCHEDULE_KEYS:
         cfg[key] = schedule_epochs(cfg[key], cfg["n_epochs"])
     return cfg
@@ -139,7 +142,8 @@ class SCMVP:
             atac_weight=cfg["atac_weight"], n_batches=self.n_batches,
             encode_batch=cfg["encode_batch"], gmm_min_variance=cfg["gmm_min_variance"],
             cycle_moves_joint=cfg["cycle_moves_joint"], joint_posterior=cfg["joint_posterior"],
-            atac_depth_covariate=cfg["atac_depth_covariate"]).to(self.device)
+            atac_depth_covariate=cfg["atac_depth_covariate"],
+            atac_count_split=cfg["atac_count_split"]).to(self.device)
         self.module.set_atac_depth_reference(self.data.atac_library)
 
     @classmethod

@@ -258,7 +258,8 @@ class Trainer:
                     group["lr"] = learning_rate(cfg, epoch, step, len(batches))
             batch = data.batch(idx, device)
             with torch.set_grad_enabled(train), self.model.autocast():
-                out = module.loss(batch, beta=beta, use_cycle=use_cycle, idf=idf, generator=generator)
+                out = module.loss(batch, beta=beta, use_cycle=use_cycle, idf=idf, generator=generator,
+                                  split_atac=train)
             if train:
                 self.optimizer.zero_grad(set_to_none=True)
                 out["total"].backward()
