@@ -66,6 +66,13 @@ Design choices worth knowing:
   ATAC library (mean and sd over every cell the model was built on, as the idf; kept with the model), so the
   ZIP's zero-inflation can follow depth without z encoding it (ATAC counts cut sites: a fragment puts 1-2 counts
   in a peak, so the zeros do not scale with depth as a Poisson's would); imputation decodes at the median library.
+* ATAC count splitting (`atac_count_split`, off by default): in training steps the encoders read a binomial
+  thinning y_in ~ Binomial(y, f) of each cell's ATAC counts and the ZIP scores y - y_in (at that part's library),
+  molecular cross-validation's split: given the rates the two parts' noise is independent, so the autoencoder's
+  copy path -- a latent that carries the input's sampling noise to the output -- gains nothing. Validation, latents
+  and imputation read every count. At a high ATAC weight (the paper's plain ELBO, 1) it keeps the simulated tissue's
+  RNA-only types and raises label transfer on the tissue and sci-CAR; at the default weight it changes little
+  (bench/RESULTS.md, "ATAC count splitting").
 * Cycle: single-modality encoders q(z|x), q(z|y) are trained at every epoch on the real inputs to match the
   joint posterior (KL(stop_grad q(z|x,y) || q(z|.)), the `align` term); from `cycle_start_epoch` the decoded
   means pass through them and KL(q(z|x,y) || q(z|x_hat)) + KL(q(z|x,y) || q(z|y_hat)) is added (`cycle`).
