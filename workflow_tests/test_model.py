@@ -1008,7 +1008,7 @@ def test_the_network_defaults_are_the_schema_defaults():
     shared = [name for name in ("n_latent", "n_hidden", "n_tokens", "n_heads", "n_transformer_layers",
                                 "top_genes_attended", "attention_dim", "prior", "rna_encoder", "atac_encoder",
                                 "cycle", "cluster_guidance", "dropout", "gmm_min_variance", "cycle_moves_joint",
-                                "joint_posterior") if name in defaults]
+                                "joint_posterior", "atac_depth_covariate", "atac_count_split") if name in defaults]
     assert len(shared) >= 12
     assert {name: parameters[name].default for name in shared} == {name: defaults[name] for name in shared}
     assert defaults["atac_encoder"] == "mlp" and defaults["joint_posterior"] == "poe"
