@@ -71,7 +71,7 @@ Design choices worth knowing:
   molecular cross-validation's split: given the rates the two parts' noise is independent, so the autoencoder's
   copy path -- a latent that carries the input's sampling noise to the output -- gains nothing. Validation, latents
   and imputation read every count. At a high ATAC weight (the paper's plain ELBO, 1) it keeps the simulated tissue's
-  RNA-only types and raises label transfer on the tissue and sci-CAR; at the default weight it changes little
+  RNA-only types and raises label transfer on the tissue and sci-CAR; at the default weight it does not help
   (bench/RESULTS.md, "ATAC count splitting").
 * Cycle: single-modality encoders q(z|x), q(z|y) are trained at every epoch on the real inputs to match the
   joint posterior (KL(stop_grad q(z|x,y) || q(z|.)), the `align` term); from `cycle_start_epoch` the decoded
