@@ -6,23 +6,17 @@ import numpy as np
 import pytest
 import torch
 
-from scmvp.model import SCMVP
 from scmvp.model.data import ATAC_SCALE
 from scmvp.model.module import split_atac_counts
 from scmvp.simulate import simulate
+from test_model import FAST, build
 
-FAST = {"n_latent": 8, "n_hidden": 32, "attention_dim": 16, "n_heads": 2, "n_tokens": 8, "n_transformer_layers": 1,
-        "top_genes_attended": 32, "n_components": 4, "n_epochs": 4, "warmup_epochs": 1, "kl_warmup_epochs": 2,
-        "cycle_start_epoch": 2, "batch_size": 32, "min_steps_per_epoch": 1, "device": "cpu", "threads": 1, "seed": 0}
+TRAINING = {"n_epochs": 4, "cycle_start_epoch": 2}   # shorter than test_model's FAST; the cycle still switches on
 
 
 @pytest.fixture(scope="module")
 def sim():
     return simulate(n_cells=160, n_genes=60, n_peaks=400, n_types=5, seed=3)
-
-
-def build(sim, **overrides):
-    return SCMVP(sim.rna, sim.atac, sim.peaks[["chrom", "start", "end"]], dict(FAST, **overrides))
 
 
 def dense(rows, cols, values, shape):
@@ -65,10 +59,10 @@ def test_the_split_partitions_every_count_and_feeds_the_encoders_the_thinned_par
 def test_the_split_applies_to_training_steps_only(sim):
     """The same network scores a minibatch identically with and without the key when `split_atac` is off
     (validation), and differently when it is on (training: a likelihood over about half of the counts)."""
-    plain = build(sim).module.train()
+    base = build(sim)
+    plain, data = base.module.train(), base.data
     split = build(sim, atac_count_split=0.5).module.train()
     split.load_state_dict(plain.state_dict())
-    data = build(sim).data
     batch = data.batch(np.arange(64), "cpu")
     idf = torch.from_numpy(data.idf)
 
@@ -87,7 +81,7 @@ def test_the_split_applies_to_training_steps_only(sim):
 
 
 def test_a_model_trained_with_the_split_records_full_count_validation_and_a_finite_latent(sim):
-    model = build(sim, atac_count_split=0.5)
+    model = build(sim, atac_count_split=0.5, **TRAINING)
     model.train()
     history = model.history
     assert np.isfinite(history["validation_atac_nll"]).all()
@@ -95,7 +89,7 @@ def test_a_model_trained_with_the_split_records_full_count_validation_and_a_fini
     assert (history["train_atac_nll"] < 0.8 * history["validation_atac_nll"]).all()
     latent = model.get_latent()
     assert latent.shape == (sim.rna.shape[0], FAST["n_latent"]) and np.isfinite(latent).all()
-    again = build(sim, atac_count_split=0.5)
+    again = build(sim, atac_count_split=0.5, **TRAINING)
     again.train()
     np.testing.assert_array_equal(again.get_latent(), latent)          # the thinning follows the seed
 

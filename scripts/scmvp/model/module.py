@@ -11,7 +11,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from . import distributions as D
-from .data import RNA_SCALE
+from .data import ATAC_SCALE, RNA_SCALE
 from .encoders import (LOGVAR_MAX, LOGVAR_MIN, ATACMLPEncoder, ATACTransformerEncoder, GaussianHead,
                        RNAMaskAttentionEncoder, RNAMLPEncoder, fp32)
 
@@ -328,7 +328,6 @@ def split_atac_counts(batch, fraction, idf, generator=None):
     (molecular cross-validation / Noise2Self, Batson & Royer 2019). Entries where y_in is 0 keep their place in the
     sparse input with value 0, which adds nothing to the peak embedding's sums.
     """
-    from .data import ATAC_SCALE
     counts, rows, cols = batch["atac_count"], batch["atac_row"], batch["atac_index"]
     n_cells = batch["atac_library"].shape[0]
     y_in = torch.binomial(counts, torch.full_like(counts, fraction), generator=generator)
@@ -374,5 +373,4 @@ class _DecodedTFIDF(torch.autograd.Function):
 def _decoded_atac_tfidf(atac_scale, atac_dropout, idf):
     """The encoders' TF-IDF-like input transform, log1p(y / sum(y) * idf * ATAC_SCALE), of the decoded ZIP means
     y = sigmoid(-dropout) * scale * library; the library cancels in y / sum(y), so it is left out."""
-    from .data import ATAC_SCALE
     return _DecodedTFIDF.apply(atac_scale, atac_dropout, idf * ATAC_SCALE)
