@@ -117,6 +117,23 @@ def test_decoded_tfidf_matches_the_composed_form_and_its_gradient():
     torch.testing.assert_close(logits.grad, expected[2], rtol=1e-9, atol=1e-12)
 
 
+def test_minibatch_tfidf_equals_the_decoded_transform_of_the_same_counts(small_sim):
+    """The encoders' ATAC input has two implementations: the minibatch's sparse values (numpy, from counts) and the
+    cycle's transform of decoded means (torch, dense). Fed the same counts (dropout off), they agree."""
+    from scmvp.model.module import _decoded_atac_tfidf
+
+    data = build(small_sim).data
+    batch = data.batch(np.arange(32), "cpu")
+    counts = torch.zeros(32, data.n_peaks, dtype=torch.float64)
+    counts.index_put_((batch["atac_row"], batch["atac_index"]), batch["atac_count"].double(), accumulate=True)
+    no_dropout = torch.full_like(counts, -60.0)              # sigmoid(60) = 1 in float64 to 1e-26
+    decoded = _decoded_atac_tfidf(counts, no_dropout, torch.from_numpy(data.idf).double())
+    at_nonzeros = decoded[batch["atac_row"], batch["atac_index"]]
+    torch.testing.assert_close(batch["atac_value"].double(), at_nonzeros, rtol=1e-6, atol=1e-6)
+    assert float(batch["atac_value"].max()) > 1.0                     # a real scale, not all ~0
+    assert float(decoded.sum()) == pytest.approx(float(at_nonzeros.sum()), rel=1e-12)   # log1p(0) elsewhere
+
+
 def _random_gmm(rng, k, d):
     log_pi = torch.log_softmax(torch.tensor(rng.normal(0, 1, k)), 0)
     return log_pi, torch.tensor(rng.normal(0, 2, (k, d))), torch.tensor(rng.normal(0, 0.5, (k, d)))

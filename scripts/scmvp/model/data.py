@@ -14,6 +14,14 @@ RNA_SCALE = 1e4
 ATAC_SCALE = 1e4
 
 
+def atac_tfidf(counts, library, idf):
+    """The encoders' TF-IDF-like values of non-zero ATAC counts, log1p(count / cell total x idf x ATAC_SCALE),
+    with each entry's cell total and peak idf already gathered; numpy arrays or torch tensors (the minibatch
+    builder and the count split of training steps share it)."""
+    scaled = counts / library * idf * ATAC_SCALE
+    return torch.log1p(scaled) if isinstance(scaled, torch.Tensor) else np.log1p(scaled)
+
+
 def _chrom_key(chrom: str):
     """Natural order of chromosome names: chr2 < chr10, then X, Y, M, then the rest alphabetically."""
     name = re.sub(r"^chr", "", str(chrom), flags=re.I)
@@ -111,8 +119,7 @@ class PairedData:
         atac_lib = np.maximum(self.atac_library[idx], 1.0)
         rows = np.repeat(np.arange(len(idx)), np.diff(atac.indptr))
         cols = atac.indices.astype(np.int64)
-        # TF-IDF-like scaling, per cell: log1p(count / cell total * idf * 1e4)
-        values = np.log1p(atac.data / atac_lib[rows] * self.idf[cols] * ATAC_SCALE).astype(np.float32)
+        values = atac_tfidf(atac.data, atac_lib[rows], self.idf[cols]).astype(np.float32)
         out = {
             "rna": to_device(rna.toarray(), device),
             "rna_library": to_device(rna_lib, device),

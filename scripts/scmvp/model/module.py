@@ -11,7 +11,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from . import distributions as D
-from .data import ATAC_SCALE, RNA_SCALE
+from .data import ATAC_SCALE, RNA_SCALE, atac_tfidf
 from .encoders import (LOGVAR_MAX, LOGVAR_MIN, ATACMLPEncoder, ATACTransformerEncoder, GaussianHead,
                        RNAMaskAttentionEncoder, RNAMLPEncoder, fp32)
 
@@ -334,7 +334,7 @@ def split_atac_counts(batch, fraction, idf, generator=None):
     y_out = counts - y_in
     library_in = torch.zeros(n_cells, dtype=counts.dtype, device=counts.device).index_add_(0, rows, y_in)
     library_out = torch.zeros_like(library_in).index_add_(0, rows, y_out)
-    values = torch.log1p(y_in / library_in.clamp_min(1.0)[rows] * idf[cols] * ATAC_SCALE)
+    values = atac_tfidf(y_in, library_in.clamp_min(1.0)[rows], idf[cols])
     encoder_batch = dict(batch, atac_value=values.to(batch["atac_value"].dtype))
     kept = y_out > 0
     target = {"atac_library": library_out.clamp_min(1.0), "atac_row": rows[kept], "atac_index": cols[kept],
