@@ -8,7 +8,9 @@ number of labels, and the ARI of scMVP's own mixture clusters, are reported besi
 
 Datasets: `example:D` is the embedded example simulator (`scmvp.simulate.simulate(seed=D)`: 3,000 cells x 2,000
 genes x 20,000 peaks, 6 labels); `tissue:D` the hard tissue (`simulate_tissue(n_cells=4000, n_genes=2000,
-n_peaks=20000, seed=D)`, 17 labels, as `bench_tissue.py`); `scicar` the shared sci-CAR A549 data (all 2,641 cells,
+n_peaks=20000, seed=D)`, 17 labels, as `bench_tissue.py`); `snare:C:D` the hard tissue at the team's SNARE-seq
+cortex shape (C cells, 1,677 genes, 25,734 peaks, data seed D; `bench_tissue.py --cells C --genes 1677 --peaks
+25734`); `scicar` the shared sci-CAR A549 data (all 2,641 cells,
 3 labels, as `bench_scicar.py`). Every method gets the same raw counts of the same cells; scMVP runs with its
 schema defaults plus `--set` once per model seed, each baseline once per seed (`scmvp.baselines.embed`, the setup
 the README documents). Scores are `bench_tissue.score`: KMeans at the true number of labels (random state 0) ARI /
@@ -86,7 +88,14 @@ def simulation(dataset: str):
         from scmvp.simulate_tissue import simulate_tissue
 
         return simulate_tissue(n_cells=4000, n_genes=2000, n_peaks=20000, seed=int(data_seed))
-    raise SystemExit(f"unknown dataset {dataset!r}: use example:SEED, tissue:SEED or scicar")
+    if name == "snare":   # snare:CELLS:SEED, the tissue at the SNARE-seq cortex's shape (1,677 genes, 25,734 peaks)
+        from scmvp.simulate_tissue import simulate_tissue
+
+        cells, _, seed = data_seed.partition(":")
+        if not (cells.isdigit() and seed.lstrip("-").isdigit()):
+            raise SystemExit(f"unknown dataset {dataset!r}: use snare:CELLS:SEED, e.g. snare:4000:6")
+        return simulate_tissue(n_cells=int(cells), n_genes=1677, n_peaks=25734, seed=int(seed))
+    raise SystemExit(f"unknown dataset {dataset!r}: use example:SEED, tissue:SEED, snare:CELLS:SEED or scicar")
 
 
 @lru_cache(maxsize=2)

@@ -8,7 +8,7 @@ latent dimension (the weight of that modality in the product).
     .venv/bin/python bench/bench_experts.py [--dataset tissue:6] [--seeds 0] [--set KEY=VALUE ...]
         [--threads 1] [--out bench_results/experts.tsv]
 
-Datasets as `bench_criterion.py`'s (`example:D`, `tissue:D`, `scicar`).
+Datasets as `bench_criterion.py`'s (`example:D`, `tissue:D`, `snare:CELLS:D`, `scicar`).
 """
 from __future__ import annotations
 
@@ -29,8 +29,8 @@ KINDS = ("chromatin-only", "RNA-only", "both")
 
 
 def tissue_kinds(dataset: str, labels) -> dict | None:
-    """label -> kind for `tissue:D` (simulate_tissue records its single-modality types), else None."""
-    if not dataset.startswith("tissue:"):
+    """label -> kind for `tissue:D` / `snare:C:D` (simulate_tissue records its single-modality types), else None."""
+    if not dataset.startswith(("tissue:", "snare:")):
         return None
     names = sorted(set(labels))
     return dict(zip(names, label_kinds(simulation(dataset), names)))   # the simulation load() made (cached)

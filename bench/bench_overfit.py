@@ -17,7 +17,7 @@ the cells the trainer held out for validation (`validation_fraction`, never trai
     .venv/bin/python bench/bench_overfit.py --mdata results/three_libraries/preprocessed.h5mu --batch-key sample \
         --set n_latent=16
 
-`--dataset` takes `bench_criterion.py`'s names (`example:D`, `tissue:D`, `scicar`); `--mdata` a preprocessed.h5mu
+`--dataset` takes `bench_criterion.py`'s names (`example:D`, `tissue:D`, `snare:CELLS:D`, `scicar`); `--mdata` a preprocessed.h5mu
 with `obs[--label-key]` (the model reads its counts, as the workflow's train rule does).
 """
 from __future__ import annotations
@@ -110,7 +110,7 @@ def diagnose(model, history, labels: np.ndarray, seed: int) -> dict:
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     source = parser.add_mutually_exclusive_group(required=True)
-    source.add_argument("--dataset", help="a bench_criterion dataset: example:D, tissue:D or scicar")
+    source.add_argument("--dataset", help="a bench_criterion dataset: example:D, tissue:D, snare:CELLS:D or scicar")
     source.add_argument("--mdata", type=Path, help="a preprocessed.h5mu")
     parser.add_argument("--label-key", default="label")
     parser.add_argument("--batch-key", default=None, help="with --mdata: the obs column of the libraries")
