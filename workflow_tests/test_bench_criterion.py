@@ -101,3 +101,14 @@ def test_scores_give_both_clusterings_and_leiden_keeps_a_large_broad_type_whole(
     assert np.isnan(scores["own_ari"])                              # a baseline has no clusters of its own
     own = np.r_[np.zeros(300), np.ones(300), np.full(120, 2)]      # a model's own clusters: "big" cut in two
     assert 0.3 < bench_tissue.score(embedding, labels, 0, own)["own_ari"] < 0.7
+
+
+def test_snare_datasets_are_the_tissue_at_the_snare_seq_shape():
+    import pytest
+
+    sim = bc.simulation("snare:400:3")
+    assert sim.rna.shape == (400, 1677) and sim.atac.shape == (400, 25734)
+    assert len(set(sim.labels)) == 17 and len(sim.extra["chromatin_only"]) == 3
+    for bad in ("snare:400", "snare:x:3", "snares:400:3"):
+        with pytest.raises(SystemExit, match="unknown dataset"):
+            bc.simulation(bad)
