@@ -112,3 +112,19 @@ def test_snare_datasets_are_the_tissue_at_the_snare_seq_shape():
     for bad in ("snare:400", "snare:x:3", "snares:400:3"):
         with pytest.raises(SystemExit, match="unknown dataset"):
             bc.simulation(bad)
+
+
+def test_atac_only_keeps_the_cells_and_atac_and_gives_rna_without_information():
+    import numpy as np
+    import bench_experts
+
+    mdata, labels = bc.load("example:1")
+    noise = bench_experts.without_rna_information(mdata)
+    assert list(noise.obs_names) == list(mdata.obs_names)
+    assert noise.mod["atac"] is mdata.mod["atac"]
+    rna = noise.mod["rna"].X.toarray()
+    assert rna.shape == (mdata.n_obs, 2) and abs(rna.mean() - 5.0) < 0.2
+    # the same noise for every label: per-label means within sampling error of the overall mean
+    for label in np.unique(labels):
+        part = rna[labels == label]
+        assert np.all(np.abs(part.mean(0) - 5.0) < 5 * np.sqrt(5.0 / len(part)))
