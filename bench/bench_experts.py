@@ -30,6 +30,7 @@ from bench_criterion import load, simulation  # noqa: E402
 from bench_tissue import label_kinds, parse_settings, score  # noqa: E402
 
 KINDS = ("chromatin-only", "RNA-only", "both")
+PER_LABEL = ("joint", "atac_lsi")   # the embeddings --per-label prints
 
 
 def tissue_kinds(dataset: str, labels) -> dict | None:
@@ -95,11 +96,13 @@ def main(argv=None) -> pd.DataFrame:
         for name, precision in precisions.items():
             print(f"# seed {seed}: median precision of the {name} expert per latent dimension: "
                   + " ".join(f"{p:.1f}" for p in precision), flush=True)
+        recalls = {}
         for name, embedding in found.items():
             row = {"dataset": args.dataset, "settings": settings_name, "seed": seed, "embedding": name,
                    **score(embedding, labels, seed)}
+            if kinds is not None or (args.per_label and name in PER_LABEL):
+                recalls[name] = recall = metrics.knn_label_recall(embedding, labels, seed=0)
             if kinds is not None:
-                recall = metrics.knn_label_recall(embedding, labels, seed=0)
                 for kind in KINDS:
                     row[f"recall_{kind}"] = float(np.mean([recall[label] for label, k in kinds.items() if k == kind]))
             rows.append(row)
@@ -107,10 +110,10 @@ def main(argv=None) -> pd.DataFrame:
                   flush=True)
         if args.per_label:
             sizes = pd.Series(labels).value_counts()
-            for name in ("joint", "atac_lsi"):
-                recall = metrics.knn_label_recall(found[name], labels, seed=0)
+            for name in PER_LABEL:
                 print(f"# seed {seed}: {name} recall per label (cells): "
-                      + " ".join(f"{label}({sizes[label]}) {recall[label]:.2f}" for label in sizes.index), flush=True)
+                      + " ".join(f"{label}({sizes[label]}) {recalls[name][label]:.2f}" for label in sizes.index),
+                      flush=True)
     table = pd.DataFrame(rows)
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
