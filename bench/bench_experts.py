@@ -62,7 +62,10 @@ def embeddings(mdata, seed: int, settings: dict, threads: int) -> tuple[dict, di
 
     cfg = {"device": "cpu", "threads": threads, "seed": seed, "joint_posterior": "poe", **settings}
     model = SCMVP(mdata.mod["rna"].X, mdata.mod["atac"].X, mdata.mod["atac"].var, cfg)
-    model.train(progress=False)
+    history = model.train(progress=False)
+    reseeded = history["reseeded_components"].fillna(0).astype(int) if "reseeded_components" in history else []
+    print(f"# seed {seed}: GMM prior of {model.module.n_components or 0} components; components re-seeded per "
+          f"epoch: {' '.join(map(str, reseeded))}", flush=True)
     experts = model.get_expert_latents()
     out = {"joint": model.get_latent(), "rna_expert": experts["rna"][0], "atac_expert": experts["atac"][0],
            "both_experts": np.hstack([experts["rna"][0], experts["atac"][0]])}
