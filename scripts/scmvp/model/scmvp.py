@@ -45,6 +45,9 @@ def model_config(overrides: dict | None = None) -> dict:
     if cfg["atac_weight_candidates"] and not cfg["validation_fraction"] > 0:
         raise ValueError("model.atac_weight_candidates chooses the ATAC weight on held-out cells: "
                          "model.validation_fraction must be > 0")
+    if cfg["atac_weight_candidates"] and cfg["warmup_atac_weight"] is not None:
+        raise ValueError("model.atac_weight_candidates compares ATAC weights by the warm-up they trained with: "
+                         "set model.warmup_atac_weight to null to use it")
     if not 0 <= cfg["atac_count_split"] < 1:
         raise ValueError(f"model.atac_count_split is {cfg['atac_count_split']}: the fraction of a cell's ATAC counts "
                          "the encoders read must be in [0, 1) (0 = off)")

@@ -73,6 +73,14 @@ def kl_weight(epoch: int, step: int, n_steps: int, warmup_epochs: int, final: fl
     return float(final * min(1.0, (epoch + step / n_steps) / warmup_epochs))
 
 
+def atac_weight_at(cfg: dict, epoch: int) -> float:
+    """The ATAC likelihood's weight in `epoch` (0-based): `warmup_atac_weight` before `warmup_epochs` (when set),
+    `atac_weight` from then on."""
+    if cfg.get("warmup_atac_weight") is not None and epoch < cfg["warmup_epochs"]:
+        return float(cfg["warmup_atac_weight"])
+    return float(cfg["atac_weight"])
+
+
 def first_scored_epoch(cfg: dict) -> int:
     """First epoch (0-based) that early stopping scores: every schedule is on for the whole epoch (beta at
     kl_weight from its first step, the GMM attached, the cycle term on). An earlier epoch has a lower validation
@@ -318,6 +326,7 @@ class Trainer:
                 new_params = module.attach_gmm(k)
                 module.prior.set(weights, means, variances)
                 self.optimizer.add_param_group({"params": new_params, "name": "gmm"})
+            module.atac_weight = atac_weight_at(cfg, epoch)
             train_terms, beta, active = self.run_epoch(train_cells, epoch, True, rng)
             row = {"epoch": epoch + 1, "beta": beta, "n_active_components": active, "batch_size": self.batch_size}
             if module.prior is not None and cfg["gmm_em"]:
