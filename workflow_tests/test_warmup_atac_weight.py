@@ -41,3 +41,42 @@ def test_the_warm_up_weight_and_the_weight_choice_exclude_each_other():
     with pytest.raises(ValueError, match="warmup_atac_weight"):
         model_config({"warmup_atac_weight": 1.0, "atac_weight_candidates": [0.05, 0.3]})
     assert model_config({"warmup_atac_weight": None, "atac_weight_candidates": [0.05, 0.3]})
+
+
+def test_the_warm_up_weight_chosen_from_held_out_atac_trains_on_at_atac_weight(sim, tmp_path):
+    """`warmup_atac_weight_candidates`: each candidate trains through the warm-up, they are compared there, and the
+    chosen one goes on at `atac_weight` -- the same model as training that warm-up weight alone."""
+    from scmvp.model.weight_choice import choose_atac_weight
+
+    schedule = dict(n_epochs=4, warmup_epochs=2, kl_warmup_epochs=0, cycle_start_epoch=2, atac_weight=0.05)
+    model = build(sim, warmup_atac_weight_candidates=[1.0, 0.05], atac_weight_tolerance=0.0, **schedule)
+    history = model.train(checkpoint_dir=tmp_path)
+    table = model.atac_weight_choice
+    assert table["warmup_atac_weight"].tolist() == [0.05, 1.0] and table["epoch"].tolist() == [2, 2]
+    chosen = float(table.loc[table["chosen"], "warmup_atac_weight"].iloc[0])
+    assert chosen == choose_atac_weight(dict(zip(table["warmup_atac_weight"], table["validation_atac_nll"])), 0.0)
+    assert model.config["warmup_atac_weight"] == chosen and (history["warmup_atac_weight"] == chosen).all()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["warmup_atac_weight_0.05", "warmup_atac_weight_1"]
+    rest = (history["validation_rna_nll"] + history["validation_kl"] + history["validation_align"]
+            + history["validation_cycle"])
+    weight = (history["validation_total"] - rest) / history["validation_atac_nll"]
+    np.testing.assert_allclose(weight.to_numpy(), [chosen, chosen, 0.05, 0.05], rtol=1e-4)
+    alone = build(sim, warmup_atac_weight=chosen, **schedule)
+    alone.train()
+    np.testing.assert_array_equal(alone.get_latent(), model.get_latent())
+    # a tolerance above the larger weight's rise takes it, below keeps the smaller one
+    held_out = dict(zip(table["warmup_atac_weight"], table["validation_atac_nll"]))
+    rise = held_out[1.0] / held_out[0.05] - 1
+    if rise > 0:
+        assert choose_atac_weight(held_out, rise * 1.01) == 1.0 and choose_atac_weight(held_out, rise * 0.99) == 0.05
+
+
+def test_the_two_weight_choices_exclude_each_other():
+    from scmvp.model.scmvp import model_config
+
+    with pytest.raises(ValueError, match="cannot both be set"):
+        model_config({"atac_weight_candidates": [0.05, 0.3], "warmup_atac_weight_candidates": [0.05, 1]})
+    with pytest.raises(ValueError, match="validation_fraction"):
+        model_config({"warmup_atac_weight_candidates": [0.05, 1], "validation_fraction": 0})
+    with pytest.raises(ValueError, match="warmup_epochs"):
+        model_config({"warmup_atac_weight_candidates": [0.05, 1], "warmup_epochs": 0})

@@ -42,12 +42,19 @@ def model_config(overrides: dict | None = None) -> dict:
     if unknown:
         raise ValueError(f"unknown model config keys: {sorted(unknown)}")
     cfg.update(overrides or {})
-    if cfg["atac_weight_candidates"] and not cfg["validation_fraction"] > 0:
-        raise ValueError("model.atac_weight_candidates chooses the ATAC weight on held-out cells: "
+    choices = [k for k in ("atac_weight_candidates", "warmup_atac_weight_candidates") if cfg[k]]
+    if choices and not cfg["validation_fraction"] > 0:
+        raise ValueError(f"model.{choices[0]} chooses an ATAC weight on held-out cells: "
                          "model.validation_fraction must be > 0")
+    if len(choices) == 2:
+        raise ValueError("model.atac_weight_candidates and model.warmup_atac_weight_candidates cannot both be set: "
+                         "choose the weight of the whole run or of the warm-up")
     if cfg["atac_weight_candidates"] and cfg["warmup_atac_weight"] is not None:
         raise ValueError("model.atac_weight_candidates compares ATAC weights by the warm-up they trained with: "
                          "set model.warmup_atac_weight to null to use it")
+    if cfg["warmup_atac_weight_candidates"] and not schedule_epochs(cfg["warmup_epochs"], cfg["n_epochs"]) >= 1:
+        raise ValueError("model.warmup_atac_weight_candidates are compared at the end of the warm-up: "
+                         "model.warmup_epochs must be at least one epoch")
     if not 0 <= cfg["atac_count_split"] < 1:
         raise ValueError(f"model.atac_count_split is {cfg['atac_count_split']}: the fraction of a cell's ATAC counts "
                          "the encoders read must be in [0, 1) (0 = off)")
@@ -188,15 +195,16 @@ class SCMVP:
     def train(self, checkpoint_dir=None, progress=True, on_epoch_end=None) -> pd.DataFrame:
         """Train (resuming from `checkpoint_dir`/last.pt when present); returns the per-epoch history.
 
-        With `atac_weight_candidates` one model per candidate weight up to `atac_weight_decision_epoch`, the ATAC
-        weight chosen from their held-out ATAC likelihood there, and only the chosen model trained on
+        With `atac_weight_candidates` one model per candidate weight up to `atac_weight_decision_epoch` (with
+        `warmup_atac_weight_candidates`, per warm-up weight up to the end of the warm-up), the weight chosen from
+        their held-out ATAC likelihood there, and only the chosen model trained on
         (:mod:`scmvp.model.weight_choice`; each candidate checkpointed in its own subfolder); the history is the
         chosen model's, `atac_weight_choice` the table of candidates."""
         def make_trainer(directory):
             return Trainer(self, directory, progress, on_epoch_end)
 
         with reuse_large_buffers():
-            if self.config["atac_weight_candidates"]:
+            if self.config["atac_weight_candidates"] or self.config["warmup_atac_weight_candidates"]:
                 self.history = train_choosing_atac_weight(self, make_trainer, checkpoint_dir)
             else:
                 self.history = pd.DataFrame(make_trainer(checkpoint_dir).train())

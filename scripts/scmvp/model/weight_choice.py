@@ -49,42 +49,51 @@ def choose_atac_weight(held_out: dict, tolerance: float) -> float:
     return max(w for w, nll in held_out.items() if nll <= reference + abs(reference) * tolerance)
 
 
+def chosen_key(cfg: dict) -> tuple[str, list, int]:
+    """(the config key the candidates set, the candidates, the decision epoch): `atac_weight_candidates` set the
+    weight of the whole run and are compared at `atac_weight_decision_epoch`; `warmup_atac_weight_candidates` set
+    the warm-up's weight only and are compared at the end of the warm-up (after it the runs differ only by where
+    their warm-ups left them)."""
+    if cfg["atac_weight_candidates"]:
+        return "atac_weight", cfg["atac_weight_candidates"], min(cfg["atac_weight_decision_epoch"], cfg["n_epochs"])
+    return "warmup_atac_weight", cfg["warmup_atac_weight_candidates"], min(cfg["warmup_epochs"], cfg["n_epochs"])
+
+
 def train_choosing_atac_weight(model, make_trainer, checkpoint_dir=None) -> pd.DataFrame:
-    """Train `model` (an SCMVP) once per candidate of `model.config['atac_weight_candidates']` up to
-    `atac_weight_decision_epoch`, choose the weight from the candidates' held-out ATAC NLL at that epoch, and train
-    the chosen candidate on to the end; the others are dropped. `make_trainer(checkpoint_dir)` gives a Trainer of
-    `model` (each candidate checkpoints in its own subfolder). The model ends as the chosen candidate's own run (the
-    same as training that weight alone); `model.atac_weight_choice` is the table of candidates. Returns the chosen
-    run's history."""
+    """Train `model` (an SCMVP) once per candidate weight (`chosen_key`) up to the decision epoch, choose the weight
+    from the candidates' held-out ATAC NLL at that epoch, and train the chosen candidate on to the end; the others
+    are dropped. `make_trainer(checkpoint_dir)` gives a Trainer of `model` (each candidate checkpoints in its own
+    subfolder). The model ends as the chosen candidate's own run (the same as training that weight alone);
+    `model.atac_weight_choice` is the table of candidates. Returns the chosen run's history."""
     cfg = model.config
-    candidates = sorted({float(w) for w in cfg["atac_weight_candidates"]})
-    decision_epoch = min(cfg["atac_weight_decision_epoch"], cfg["n_epochs"])
+    key, candidates, decision_epoch = chosen_key(cfg)
+    candidates = sorted({float(w) for w in candidates})
     rows, kept = [], None
     for weight in candidates:
-        cfg["atac_weight"] = weight
+        cfg[key] = weight
         model._build_module()
-        subdir = None if checkpoint_dir is None else os.path.join(checkpoint_dir, f"atac_weight_{weight:g}")
+        subdir = None if checkpoint_dir is None else os.path.join(checkpoint_dir, f"{key}_{weight:g}")
         trainer = make_trainer(subdir)
         history = pd.DataFrame(trainer.train(until_epoch=decision_epoch))
         # the decision epoch, or the epoch an early-stopped candidate ended with
         epoch = min(decision_epoch, trainer.final_epoch)
         nll = held_out_nll(history, epoch)
-        rows.append({"atac_weight": weight, "epoch": epoch, "validation_atac_nll": nll,
+        rows.append({key: weight, "epoch": epoch, "validation_atac_nll": nll,
                      "validation_rna_nll": held_out_nll(history, epoch, "rna")})
-        log.info("ATAC weight %g: held-out ATAC NLL %.2f per cell after epoch %d", weight, nll, epoch)
-        held_out = {r["atac_weight"]: r["validation_atac_nll"] for r in rows}
+        log.info("%s %g: held-out ATAC NLL %.2f per cell after epoch %d", key, weight, nll, epoch)
+        held_out = {r[key]: r["validation_atac_nll"] for r in rows}
         if choose_atac_weight(held_out, cfg["atac_weight_tolerance"]) == weight:
             # candidates go up, so the chosen weight is always the last one that passed: keep only its run
             kept = (weight, model.module, trainer, history)
     weight, module, trainer, history = kept
     table = pd.DataFrame(rows)
-    table["chosen"] = table["atac_weight"] == weight
-    log.info("ATAC weight chosen from the held-out ATAC NLL (tolerance %g):\n%s", cfg["atac_weight_tolerance"],
+    table["chosen"] = table[key] == weight
+    log.info("%s chosen from the held-out ATAC NLL (tolerance %g):\n%s", key, cfg["atac_weight_tolerance"],
              table.to_string(index=False))
-    cfg["atac_weight"] = weight
+    cfg[key] = weight
     model.module = module
     if trainer.paused:
         history = pd.DataFrame(trainer.train())
     model.module.eval()
     model.atac_weight_choice = table
-    return history.assign(atac_weight=weight)
+    return history.assign(**{key: weight})
