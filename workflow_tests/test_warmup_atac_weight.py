@@ -49,7 +49,8 @@ def test_the_warm_up_weight_chosen_from_held_out_atac_trains_on_at_atac_weight(s
     from scmvp.model.weight_choice import choose_atac_weight
 
     schedule = dict(n_epochs=4, warmup_epochs=2, kl_warmup_epochs=0, cycle_start_epoch=2, atac_weight=0.05)
-    model = build(sim, warmup_atac_weight_candidates=[1.0, 0.05], atac_weight_tolerance=0.0, **schedule)
+    model = build(sim, warmup_atac_weight_candidates=[1.0, 0.05], warmup_atac_weight_tolerance=0.0,
+                  atac_weight_tolerance=1.0, **schedule)   # the whole run's tolerance is not the warm-up's
     history = model.train(checkpoint_dir=tmp_path)
     table = model.atac_weight_choice
     assert table["warmup_atac_weight"].tolist() == [0.05, 1.0] and table["epoch"].tolist() == [2, 2]
@@ -80,3 +81,14 @@ def test_the_two_weight_choices_exclude_each_other():
         model_config({"warmup_atac_weight_candidates": [0.05, 1], "validation_fraction": 0})
     with pytest.raises(ValueError, match="warmup_epochs"):
         model_config({"warmup_atac_weight_candidates": [0.05, 1], "warmup_epochs": 0})
+
+
+def test_each_choice_sets_its_own_key_at_its_own_epoch_within_its_own_tolerance():
+    from scmvp.model.scmvp import model_config
+    from scmvp.model.weight_choice import chosen_key
+
+    both = {"atac_weight_tolerance": 0.5, "warmup_atac_weight_tolerance": 0.02, "atac_weight_decision_epoch": 30}
+    warm_up = model_config(dict(both, warmup_atac_weight_candidates=[1.0, 0.05]))
+    assert chosen_key(warm_up) == ("warmup_atac_weight", [1.0, 0.05], 20, 0.02)
+    whole = model_config(dict(both, atac_weight_candidates=[0.05, 0.3]))
+    assert chosen_key(whole) == ("atac_weight", [0.05, 0.3], 30, 0.5)

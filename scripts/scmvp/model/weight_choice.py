@@ -49,14 +49,17 @@ def choose_atac_weight(held_out: dict, tolerance: float) -> float:
     return max(w for w, nll in held_out.items() if nll <= reference + abs(reference) * tolerance)
 
 
-def chosen_key(cfg: dict) -> tuple[str, list, int]:
-    """(the config key the candidates set, the candidates, the decision epoch): `atac_weight_candidates` set the
-    weight of the whole run and are compared at `atac_weight_decision_epoch`; `warmup_atac_weight_candidates` set
-    the warm-up's weight only and are compared at the end of the warm-up (after it the runs differ only by where
-    their warm-ups left them)."""
+def chosen_key(cfg: dict) -> tuple[str, list, int, float]:
+    """(the config key the candidates set, the candidates, the decision epoch, the tolerance):
+    `atac_weight_candidates` set the weight of the whole run and are compared at `atac_weight_decision_epoch`
+    within `atac_weight_tolerance`; `warmup_atac_weight_candidates` set the warm-up's weight only and are compared
+    at the end of the warm-up (after it the runs differ only by where their warm-ups left them) within
+    `warmup_atac_weight_tolerance`."""
     if cfg["atac_weight_candidates"]:
-        return "atac_weight", cfg["atac_weight_candidates"], min(cfg["atac_weight_decision_epoch"], cfg["n_epochs"])
-    return "warmup_atac_weight", cfg["warmup_atac_weight_candidates"], min(cfg["warmup_epochs"], cfg["n_epochs"])
+        return ("atac_weight", cfg["atac_weight_candidates"], min(cfg["atac_weight_decision_epoch"], cfg["n_epochs"]),
+                cfg["atac_weight_tolerance"])
+    return ("warmup_atac_weight", cfg["warmup_atac_weight_candidates"], min(cfg["warmup_epochs"], cfg["n_epochs"]),
+            cfg["warmup_atac_weight_tolerance"])
 
 
 def train_choosing_atac_weight(model, make_trainer, checkpoint_dir=None) -> pd.DataFrame:
@@ -66,7 +69,7 @@ def train_choosing_atac_weight(model, make_trainer, checkpoint_dir=None) -> pd.D
     subfolder). The model ends as the chosen candidate's own run (the same as training that weight alone);
     `model.atac_weight_choice` is the table of candidates. Returns the chosen run's history."""
     cfg = model.config
-    key, candidates, decision_epoch = chosen_key(cfg)
+    key, candidates, decision_epoch, tolerance = chosen_key(cfg)
     candidates = sorted({float(w) for w in candidates})
     rows, kept = [], None
     for weight in candidates:
@@ -82,13 +85,13 @@ def train_choosing_atac_weight(model, make_trainer, checkpoint_dir=None) -> pd.D
                      "validation_rna_nll": held_out_nll(history, epoch, "rna")})
         log.info("%s %g: held-out ATAC NLL %.2f per cell after epoch %d", key, weight, nll, epoch)
         held_out = {r[key]: r["validation_atac_nll"] for r in rows}
-        if choose_atac_weight(held_out, cfg["atac_weight_tolerance"]) == weight:
+        if choose_atac_weight(held_out, tolerance) == weight:
             # candidates go up, so the chosen weight is always the last one that passed: keep only its run
             kept = (weight, model.module, trainer, history)
     weight, module, trainer, history = kept
     table = pd.DataFrame(rows)
     table["chosen"] = table[key] == weight
-    log.info("%s chosen from the held-out ATAC NLL (tolerance %g):\n%s", key, cfg["atac_weight_tolerance"],
+    log.info("%s chosen from the held-out ATAC NLL (tolerance %g):\n%s", key, tolerance,
              table.to_string(index=False))
     cfg[key] = weight
     model.module = module
