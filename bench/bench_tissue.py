@@ -66,12 +66,15 @@ def embed_with_own_clusters(method, mdata, seed, model_settings, threads, on_epo
 
 
 def print_weight_choice(model, seed):
-    """With `--set atac_weight_candidates=[...]`: a `# atac_weight` line per candidate (held-out NLLs, chosen)."""
-    if model.atac_weight_choice is not None:
-        for row in model.atac_weight_choice.itertuples(index=False):
-            print(f"# atac_weight seed {seed}: {row.atac_weight:g} held-out ATAC NLL {row.validation_atac_nll:.2f} "
-                  f"RNA NLL {row.validation_rna_nll:.2f} after epoch {row.epoch}{' chosen' if row.chosen else ''}",
-                  flush=True)
+    """With `--set atac_weight_candidates=[...]` (or `warmup_atac_weight_candidates`): a `# atac_weight` (or
+    `# warmup_atac_weight`) line per candidate (held-out NLLs, chosen)."""
+    table = model.atac_weight_choice
+    if table is not None:
+        key = table.columns[0]      # the config key the candidates set
+        for row in table.to_dict("records"):
+            print(f"# {key} seed {seed}: {row[key]:g} held-out ATAC NLL {row['validation_atac_nll']:.2f} "
+                  f"RNA NLL {row['validation_rna_nll']:.2f} after epoch {row['epoch']}"
+                  f"{' chosen' if row['chosen'] else ''}", flush=True)
 
 
 def score(embedding, labels, seed, own_clusters=None):

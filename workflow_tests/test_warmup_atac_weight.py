@@ -2,6 +2,9 @@
 `atac_weight` from the mixture on."""
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -43,7 +46,7 @@ def test_the_warm_up_weight_and_the_weight_choice_exclude_each_other():
     assert model_config({"warmup_atac_weight": None, "atac_weight_candidates": [0.05, 0.3]})
 
 
-def test_the_warm_up_weight_chosen_from_held_out_atac_trains_on_at_atac_weight(sim, tmp_path):
+def test_the_warm_up_weight_chosen_from_held_out_atac_trains_on_at_atac_weight(sim, tmp_path, capsys):
     """`warmup_atac_weight_candidates`: each candidate trains through the warm-up, they are compared there, and the
     chosen one goes on at `atac_weight` -- the same model as training that warm-up weight alone."""
     from scmvp.model.weight_choice import choose_atac_weight
@@ -65,6 +68,14 @@ def test_the_warm_up_weight_chosen_from_held_out_atac_trains_on_at_atac_weight(s
     alone = build(sim, warmup_atac_weight=chosen, **schedule)
     alone.train()
     np.testing.assert_array_equal(alone.get_latent(), model.get_latent())
+    # the benchmarks print the candidates under the key they set
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
+    from bench_tissue import print_weight_choice
+
+    print_weight_choice(model, 0)
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split(":")[0] for line in lines] == ["# warmup_atac_weight seed 0"] * 2
+    assert sum(line.endswith(" chosen") for line in lines) == 1 and f"0: {chosen:g} held-out" in "".join(lines)
     # a tolerance above the larger weight's rise takes it, below keeps the smaller one
     held_out = dict(zip(table["warmup_atac_weight"], table["validation_atac_nll"]))
     rise = held_out[1.0] / held_out[0.05] - 1
