@@ -1,4 +1,5 @@
-"""The ATAC weight chosen from the data (`model.atac_weight_candidates`).
+"""The ATAC weight chosen from the data (`model.atac_weight_candidates`; for the warm-up epochs only,
+`model.warmup_atac_weight_candidates`, compared at the end of the warm-up within `warmup_atac_weight_tolerance`).
 
 One model is trained per candidate weight -- same cells, same held-out cells, same seed -- up to
 `atac_weight_decision_epoch` (by default the end of the warm-up, before the mixture prior), the largest weight is
