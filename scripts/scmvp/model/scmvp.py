@@ -19,7 +19,7 @@ from .host_memory import reuse_large_buffers
 from .module import SCMVPModule
 from . import distributions as D
 from .trainer import Trainer, resolve_device, resolve_precision, seed_everything
-from .weight_choice import train_choosing_atac_weight
+from .weight_choice import CANDIDATE_KEYS, train_choosing_atac_weight
 
 log = logging.getLogger("scmvp.model")
 
@@ -42,7 +42,7 @@ def model_config(overrides: dict | None = None) -> dict:
     if unknown:
         raise ValueError(f"unknown model config keys: {sorted(unknown)}")
     cfg.update(overrides or {})
-    choices = [k for k in ("atac_weight_candidates", "warmup_atac_weight_candidates") if cfg[k]]
+    choices = [k for k in CANDIDATE_KEYS if cfg[k]]
     if choices and not cfg["validation_fraction"] > 0:
         raise ValueError(f"model.{choices[0]} chooses an ATAC weight on held-out cells: "
                          "model.validation_fraction must be > 0")
@@ -204,7 +204,7 @@ class SCMVP:
             return Trainer(self, directory, progress, on_epoch_end)
 
         with reuse_large_buffers():
-            if self.config["atac_weight_candidates"] or self.config["warmup_atac_weight_candidates"]:
+            if any(self.config[k] for k in CANDIDATE_KEYS):
                 self.history = train_choosing_atac_weight(self, make_trainer, checkpoint_dir)
             else:
                 self.history = pd.DataFrame(make_trainer(checkpoint_dir).train())

@@ -50,6 +50,10 @@ def choose_atac_weight(held_out: dict, tolerance: float) -> float:
     return max(w for w, nll in held_out.items() if nll <= reference + abs(reference) * tolerance)
 
 
+# the config keys whose candidates switch the choice on (at most one may be set: scmvp.model_config)
+CANDIDATE_KEYS = ("atac_weight_candidates", "warmup_atac_weight_candidates")
+
+
 def chosen_key(cfg: dict) -> tuple[str, list, int, float]:
     """(the config key the candidates set, the candidates, the decision epoch, the tolerance):
     `atac_weight_candidates` set the weight of the whole run and are compared at `atac_weight_decision_epoch`
