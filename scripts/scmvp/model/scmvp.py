@@ -19,7 +19,7 @@ from .host_memory import reuse_large_buffers
 from .module import SCMVPModule
 from . import distributions as D
 from .trainer import Trainer, resolve_device, resolve_precision, seed_everything
-from .weight_choice import CANDIDATE_KEYS, train_choosing_atac_weight
+from .weight_choice import CANDIDATE_KEYS, train_choosing_atac_weight, train_giving_up_warmup_weight
 
 log = logging.getLogger("scmvp.model")
 
@@ -55,6 +55,14 @@ def model_config(overrides: dict | None = None) -> dict:
     if cfg["warmup_atac_weight_candidates"] and not schedule_epochs(cfg["warmup_epochs"], cfg["n_epochs"]) >= 1:
         raise ValueError("model.warmup_atac_weight_candidates are compared at the end of the warm-up: "
                          "model.warmup_epochs must be at least one epoch")
+    if cfg["warmup_atac_weight_max_rise"] is not None and choices:
+        raise ValueError(f"model.warmup_atac_weight_max_rise and model.{choices[0]} cannot both be set: "
+                         "give up the warm-up weight in one run or choose it among candidates")
+    # warmup_atac_weight_max_rise without warmup_atac_weight has nothing to watch (and is what a given-up run saves)
+    if (cfg["warmup_atac_weight_max_rise"] is not None and cfg["warmup_atac_weight"] is not None
+            and not cfg["validation_fraction"] > 0):
+        raise ValueError("model.warmup_atac_weight_max_rise watches held-out cells: "
+                         "model.validation_fraction must be > 0")
     if not 0 <= cfg["atac_count_split"] < 1:
         raise ValueError(f"model.atac_count_split is {cfg['atac_count_split']}: the fraction of a cell's ATAC counts "
                          "the encoders read must be in [0, 1) (0 = off)")
@@ -199,13 +207,17 @@ class SCMVP:
         `warmup_atac_weight_candidates`, per warm-up weight up to the end of the warm-up), the weight chosen from
         their held-out ATAC likelihood there, and only the chosen model trained on
         (:mod:`scmvp.model.weight_choice`; each candidate checkpointed in its own subfolder); the history is the
-        chosen model's, `atac_weight_choice` the table of candidates."""
+        chosen model's, `atac_weight_choice` the table of candidates. With `warmup_atac_weight_max_rise` the
+        warm-up at `warmup_atac_weight` is given up when its held-out ATAC worsens, and the model trained again
+        without it; `atac_weight_choice` then tells which run was kept."""
         def make_trainer(directory):
             return Trainer(self, directory, progress, on_epoch_end)
 
         with reuse_large_buffers():
             if any(self.config[k] for k in CANDIDATE_KEYS):
                 self.history = train_choosing_atac_weight(self, make_trainer, checkpoint_dir)
+            elif all(self.config[k] is not None for k in ("warmup_atac_weight", "warmup_atac_weight_max_rise")):
+                self.history = train_giving_up_warmup_weight(self, make_trainer, checkpoint_dir)
             else:
                 self.history = pd.DataFrame(make_trainer(checkpoint_dir).train())
         return self.history

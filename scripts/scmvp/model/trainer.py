@@ -81,6 +81,15 @@ def atac_weight_at(cfg: dict, epoch: int) -> float:
     return float(cfg["atac_weight"])
 
 
+def gives_up_warmup_weight(cfg: dict, epoch: int, nll: float, lowest) -> bool:
+    """`warmup_atac_weight_max_rise`: in a warm-up epoch (0-based `epoch`) at `warmup_atac_weight`, the held-out
+    ATAC NLL `nll` is more than that (relative) above the `lowest` of the warm-up's earlier epochs."""
+    limit = cfg.get("warmup_atac_weight_max_rise")
+    if limit is None or cfg.get("warmup_atac_weight") is None or epoch >= cfg["warmup_epochs"] or lowest is None:
+        return False
+    return nll > lowest + abs(lowest) * limit
+
+
 def first_scored_epoch(cfg: dict) -> int:
     """First epoch (0-based) that early stopping scores: every schedule is on for the whole epoch (beta at
     kl_weight from its first step, the GMM attached, the cycle term on). An earlier epoch has a lower validation
@@ -144,6 +153,7 @@ class Trainer:
         self.on_epoch_end = on_epoch_end     # callback(epoch, model) after each checkpoint (benchmarks)
         self.optimizer = None
         self.final_epoch = None                  # after train(): the epoch whose state the module ends with
+        self.given_up_epoch = None               # after train(): the epoch the warm-up weight was given up
         self._paused = None                      # train(until_epoch=...) stopped before n_epochs: what goes on
         # for run_epoch outside train() (tests, benchmarks); train() recomputes it from its training cells
         self.batch_size = training_batch_size(self.cfg["batch_size"], model.data.n_cells)
@@ -337,6 +347,13 @@ class Trainer:
                 with torch.no_grad():
                     val_terms, _, _ = self.run_epoch(val_cells, epoch, False)
                 row.update({f"validation_{t}": v for t, v in val_terms.items()})
+                if gives_up_warmup_weight(cfg, epoch, val_terms["atac_nll"], state["warmup_atac_lowest"]):
+                    state["stopped"], state["given_up_epoch"] = True, epoch + 1
+                    log.info("warm-up ATAC weight %g given up after epoch %d: held-out ATAC NLL %.2f, more than "
+                             "%g above its lowest (%.2f)", cfg["warmup_atac_weight"], epoch + 1,
+                             val_terms["atac_nll"], cfg["warmup_atac_weight_max_rise"], state["warmup_atac_lowest"])
+                elif epoch < cfg["warmup_epochs"]:
+                    state["warmup_atac_lowest"] = min(val_terms["atac_nll"], state["warmup_atac_lowest"] or math.inf)
                 if patience > 0 and epoch >= first_scored:
                     state["last_loss"] = val_terms["total"]
                     if improves(val_terms["total"], state["best_loss"], min_delta):
@@ -363,6 +380,7 @@ class Trainer:
             bar.set_postfix(loss=f"{train_terms['total']:.1f}",
                             val=f"{row.get('validation_total', float('nan')):.1f}", k=active)
         bar.close()
+        self.given_up_epoch = state["given_up_epoch"]
         if state["epoch"] < cfg["n_epochs"] and not state["stopped"]:
             self._paused = (state, rng, _torch_rng_states())
             self.final_epoch = state["epoch"]
@@ -380,7 +398,8 @@ class Trainer:
 
     def _initial_state(self):
         return {"epoch": 0, "history": [], "best_loss": float("inf"), "best_state": None, "best_epoch": None,
-                "last_loss": None, "bad_epochs": 0, "stopped": False, "numpy_rng": None}
+                "last_loss": None, "bad_epochs": 0, "stopped": False, "numpy_rng": None,
+                "warmup_atac_lowest": None, "given_up_epoch": None}
 
     def _checkpoint_path(self):
         return os.path.join(self.checkpoint_dir, CHECKPOINT) if self.checkpoint_dir else None
@@ -426,7 +445,7 @@ class Trainer:
         self.optimizer.load_state_dict(ckpt["optimizer"])
         _set_torch_rng_states(ckpt["torch_rng"], ckpt.get("cuda_rng"))
         log.info("resuming from %s after epoch %d", path, ckpt["epoch"])
-        return {k: ckpt[k] for k in self._initial_state()}
+        return {k: ckpt.get(k, default) for k, default in self._initial_state().items()}
 
 
 def _torch_rng_states():
