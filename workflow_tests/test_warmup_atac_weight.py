@@ -142,19 +142,19 @@ def test_a_warm_up_whose_held_out_atac_turns_worse_is_given_up_for_the_run_witho
     assert sorted(p.name for p in checkpoints.iterdir()) == ["warmup_atac_weight_1", "warmup_atac_weight_off"]
     assert model.config["warmup_atac_weight"] is None and (history["warmup_atac_weight"] == 0.05).all()
     np.testing.assert_allclose(atac_weight_per_epoch(history), [0.05] * 12, rtol=1e-4)
-    alone = build(sim, **WATCHED)
+    alone = build(sim, warmup_atac_weight=None, **WATCHED)
     alone.train(progress=False)
     np.testing.assert_array_equal(alone.get_latent(), model.get_latent())
 
 
 def test_a_warm_up_within_the_max_rise_is_kept_in_one_run(sim, tmp_path):
-    model = build(sim, warmup_atac_weight=1.0, warmup_atac_weight_max_rise=0.05, **WATCHED)
+    model = build(sim, warmup_atac_weight_max_rise=0.05, **WATCHED)         # the default warm-up weight, 1
     history = model.train(checkpoint_dir=tmp_path, progress=False)
     table = model.atac_weight_choice
     assert table["warmup_atac_weight"].tolist() == [1.0] and table["chosen"].tolist() == [True]
     assert table["epoch"].tolist() == [10] and [p.name for p in tmp_path.iterdir()] == ["warmup_atac_weight_1"]
     np.testing.assert_allclose(atac_weight_per_epoch(history), [1.0] * 10 + [0.05] * 2, rtol=1e-4)
-    alone = build(sim, warmup_atac_weight=1.0, **WATCHED)
+    alone = build(sim, warmup_atac_weight=1.0, warmup_atac_weight_max_rise=None, **WATCHED)
     alone.train(progress=False)
     np.testing.assert_array_equal(alone.get_latent(), model.get_latent())
 
@@ -190,3 +190,33 @@ def test_the_max_rise_needs_held_out_cells_and_no_candidates():
         model_config(dict(watched, warmup_atac_weight=None, atac_weight_candidates=[0.05, 0.3]))
     # nothing to watch without the warm-up weight (what a given-up run's model saves), so nothing to check
     assert model_config(dict(watched, warmup_atac_weight=None, validation_fraction=0))
+
+
+def test_the_watched_warm_up_is_the_default_and_gives_way_to_a_choice_or_no_held_out_cells():
+    from scmvp.model.scmvp import model_config
+
+    defaults = model_config()
+    assert (defaults["warmup_atac_weight"], defaults["warmup_atac_weight_max_rise"]) == (1, 0.01)
+    for overrides in ({"atac_weight_candidates": [0.05, 0.3]}, {"warmup_atac_weight_candidates": [0.05, 1]},
+                      {"validation_fraction": 0}):
+        cfg = model_config(overrides)
+        assert (cfg["warmup_atac_weight"], cfg["warmup_atac_weight_max_rise"]) == (None, None), overrides
+    # a warm-up weight set explicitly without held-out cells is kept, unwatched
+    cfg = model_config({"warmup_atac_weight": 1.0, "validation_fraction": 0})
+    assert (cfg["warmup_atac_weight"], cfg["warmup_atac_weight_max_rise"]) == (1.0, None)
+
+
+def test_a_model_saved_before_the_watched_warm_up_loads_as_trained_without_it(sim, tmp_path):
+    import torch
+
+    from scmvp.model import SCMVP
+    from scmvp.simulate_write import to_mudata
+
+    model = build(sim, n_epochs=1, warmup_atac_weight=None)
+    model.save(tmp_path / "model.pt")
+    payload = torch.load(tmp_path / "model.pt", weights_only=False)
+    for key in ("warmup_atac_weight", "warmup_atac_weight_max_rise"):
+        del payload["config"][key]
+    torch.save(payload, tmp_path / "old.pt")
+    loaded = SCMVP.load(tmp_path / "old.pt", to_mudata(sim, labels=False))
+    assert (loaded.config["warmup_atac_weight"], loaded.config["warmup_atac_weight_max_rise"]) == (None, None)

@@ -33,6 +33,8 @@ def model_defaults() -> dict:
     return {k: v["default"] for k, v in props.items() if "default" in v}
 
 
+# the watched warm-up (`weight_choice.train_giving_up_warmup_weight`), on by default
+WATCHED_WARMUP_KEYS = ("warmup_atac_weight", "warmup_atac_weight_max_rise")
 SCHEDULE_KEYS = ("warmup_epochs", "kl_warmup_epochs", "cycle_start_epoch", "atac_weight_decision_epoch")
 
 
@@ -43,6 +45,12 @@ def model_config(overrides: dict | None = None) -> dict:
         raise ValueError(f"unknown model config keys: {sorted(unknown)}")
     cfg.update(overrides or {})
     choices = [k for k in CANDIDATE_KEYS if cfg[k]]
+    if choices or not cfg["validation_fraction"] > 0:
+        # the default watched warm-up (full ATAC weight, given up when held-out ATAC worsens) gives way to a
+        # weight choice, and has nothing to watch without held-out cells: off unless set explicitly
+        for key in WATCHED_WARMUP_KEYS:
+            if key not in (overrides or {}):
+                cfg[key] = None
     if choices and not cfg["validation_fraction"] > 0:
         raise ValueError(f"model.{choices[0]} chooses an ATAC weight on held-out cells: "
                          "model.validation_fraction must be > 0")
@@ -342,6 +350,9 @@ class SCMVP:
                                    f"{unknown} are unknown here): train it again (delete {path})")
         # saved before `joint_posterior` existed (stop 27): those models have the MLP joint, not today's default
         cfg.setdefault("joint_posterior", "mlp")
+        # saved before the watched warm-up became the default (stop 44): trained without it
+        for key in WATCHED_WARMUP_KEYS:
+            cfg.setdefault(key, None)
         if device is not None:
             cfg["device"] = device
         categories = payload.get("batch_categories")
