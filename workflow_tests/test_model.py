@@ -312,12 +312,13 @@ def test_resumes_after_sigkill(tmp_path):
     assert np.array_equal(np.load(ckpt / "latent.npy"), np.load(fresh / "latent.npy"))
 
 
-def saved_without(model, tmp_path, part, key):
-    """`model` saved as an earlier version would have saved it: without `key` in the payload's `part` ("config"
+def saved_without(model, tmp_path, part, *keys):
+    """`model` saved as an earlier version would have saved it: without `keys` in the payload's `part` ("config"
     or "module", the state). Returns the file."""
     model.save(tmp_path / "model.pt")
     payload = torch.load(tmp_path / "model.pt", weights_only=False)
-    del payload[part][key]
+    for key in keys:
+        del payload[part][key]
     torch.save(payload, tmp_path / "old.pt")
     return tmp_path / "old.pt"
 

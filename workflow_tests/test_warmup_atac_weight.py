@@ -139,7 +139,7 @@ def test_a_warm_up_whose_held_out_atac_turns_worse_is_given_up_for_the_run_witho
     assert table["warmup_atac_weight"].tolist() == [1.0, 0.05] and table["chosen"].tolist() == [False, True]
     first = table.iloc[0]
     assert first["epoch"] == 4 and first["validation_atac_nll"] > first["lowest_validation_atac_nll"]
-    assert sorted(p.name for p in checkpoints.iterdir()) == ["warmup_atac_weight_1", "warmup_atac_weight_off"]
+    assert sorted(p.name for p in checkpoints.iterdir()) == ["last.pt", "warmup_atac_weight_off"]
     assert model.config["warmup_atac_weight"] is None and (history["warmup_atac_weight"] == 0.05).all()
     np.testing.assert_allclose(atac_weight_per_epoch(history), [0.05] * 12, rtol=1e-4)
     alone = build(sim, warmup_atac_weight=None, **WATCHED)
@@ -152,7 +152,7 @@ def test_a_warm_up_within_the_max_rise_is_kept_in_one_run(sim, tmp_path):
     history = model.train(checkpoint_dir=tmp_path, progress=False)
     table = model.atac_weight_choice
     assert table["warmup_atac_weight"].tolist() == [1.0] and table["chosen"].tolist() == [True]
-    assert table["epoch"].tolist() == [10] and [p.name for p in tmp_path.iterdir()] == ["warmup_atac_weight_1"]
+    assert table["epoch"].tolist() == [10] and [p.name for p in tmp_path.iterdir()] == ["last.pt"]   # the plain layout
     np.testing.assert_allclose(atac_weight_per_epoch(history), [1.0] * 10 + [0.05] * 2, rtol=1e-4)
     alone = build(sim, warmup_atac_weight=1.0, warmup_atac_weight_max_rise=None, **WATCHED)
     alone.train(progress=False)
@@ -207,16 +207,11 @@ def test_the_watched_warm_up_is_the_default_and_gives_way_to_a_choice_or_no_held
 
 
 def test_a_model_saved_before_the_watched_warm_up_loads_as_trained_without_it(sim, tmp_path):
-    import torch
-
     from scmvp.model import SCMVP
     from scmvp.simulate_write import to_mudata
+    from test_model import saved_without
 
     model = build(sim, n_epochs=1, warmup_atac_weight=None)
-    model.save(tmp_path / "model.pt")
-    payload = torch.load(tmp_path / "model.pt", weights_only=False)
-    for key in ("warmup_atac_weight", "warmup_atac_weight_max_rise"):
-        del payload["config"][key]
-    torch.save(payload, tmp_path / "old.pt")
-    loaded = SCMVP.load(tmp_path / "old.pt", to_mudata(sim, labels=False))
+    old = saved_without(model, tmp_path, "config", "warmup_atac_weight", "warmup_atac_weight_max_rise")
+    loaded = SCMVP.load(old, to_mudata(sim, labels=False))
     assert (loaded.config["warmup_atac_weight"], loaded.config["warmup_atac_weight_max_rise"]) == (None, None)

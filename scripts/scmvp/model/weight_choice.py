@@ -116,14 +116,11 @@ def train_giving_up_warmup_weight(model, make_trainer, checkpoint_dir=None) -> p
     turns worse within the warm-up (bench/RESULTS.md, "The warm-up weight given up in one run").
     `model.atac_weight_choice`: the watched run's row (given-up or last warm-up epoch, its held-out NLLs there, the
     lowest held-out ATAC NLL before) and, where it was given up, the run trained instead; `chosen` marks the kept
-    run. Each run checkpoints in its own subfolder of `checkpoint_dir`."""
+    run. The watched run checkpoints in `checkpoint_dir` (a kept run is the plain layout, `last.pt`), the run
+    trained instead in its subfolder `warmup_atac_weight_off`."""
     cfg = model.config
     key, weight = "warmup_atac_weight", float(cfg["warmup_atac_weight"])
-
-    def subdir(name):
-        return None if checkpoint_dir is None else os.path.join(checkpoint_dir, name)
-
-    trainer = make_trainer(subdir(f"{key}_{weight:g}"))
+    trainer = make_trainer(checkpoint_dir)
     history = pd.DataFrame(trainer.train())
     given_up = trainer.given_up_epoch
     epoch = given_up or min(cfg["warmup_epochs"], int(history["epoch"].max()))
@@ -135,7 +132,8 @@ def train_giving_up_warmup_weight(model, make_trainer, checkpoint_dir=None) -> p
     if given_up is not None:
         cfg[key] = None
         model._build_module()
-        history = pd.DataFrame(make_trainer(subdir(f"{key}_off")).train())
+        history = pd.DataFrame(make_trainer(None if checkpoint_dir is None else
+                                            os.path.join(checkpoint_dir, f"{key}_off")).train())
         epoch = min(cfg["warmup_epochs"], int(history["epoch"].max()))
         rows.append({key: float(cfg["atac_weight"]), "epoch": epoch, "validation_atac_nll": held_out_nll(history, epoch),
                      "validation_rna_nll": held_out_nll(history, epoch, "rna"), "lowest_validation_atac_nll": math.nan,
