@@ -1,5 +1,7 @@
 """The ATAC weight chosen from the data (`model.atac_weight_candidates`; for the warm-up epochs only,
-`model.warmup_atac_weight_candidates`, compared at the end of the warm-up within `warmup_atac_weight_tolerance`).
+`model.warmup_atac_weight_candidates`, compared at the end of the warm-up within `warmup_atac_weight_tolerance`;
+and in one run, the default: the warm-up at `warmup_atac_weight` given up when its own held-out ATAC climbs more
+than `warmup_atac_weight_max_rise` above its lowest, `train_giving_up_warmup_weight`).
 
 One model is trained per candidate weight -- same cells, same held-out cells, same seed -- up to
 `atac_weight_decision_epoch` (by default the end of the warm-up, before the mixture prior), the largest weight is
