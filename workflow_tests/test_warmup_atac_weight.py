@@ -184,6 +184,8 @@ def test_the_max_rise_needs_held_out_cells_and_no_candidates():
     watched = {"warmup_atac_weight": 1.0, "warmup_atac_weight_max_rise": 0.01}
     with pytest.raises(ValueError, match="validation_fraction"):
         model_config(dict(watched, validation_fraction=0))
+    with pytest.raises(ValueError, match="warmup_epochs"):
+        model_config(dict(watched, warmup_epochs=0))
     with pytest.raises(ValueError, match="cannot both be set"):
         model_config(dict(watched, warmup_atac_weight=None, warmup_atac_weight_candidates=[0.05, 1]))
     with pytest.raises(ValueError, match="cannot both be set"):
@@ -198,7 +200,7 @@ def test_the_watched_warm_up_is_the_default_and_gives_way_to_a_choice_or_no_held
     defaults = model_config()
     assert (defaults["warmup_atac_weight"], defaults["warmup_atac_weight_max_rise"]) == (1, 0.01)
     for overrides in ({"atac_weight_candidates": [0.05, 0.3]}, {"warmup_atac_weight_candidates": [0.05, 1]},
-                      {"validation_fraction": 0}):
+                      {"validation_fraction": 0}, {"warmup_epochs": 0}):
         cfg = model_config(overrides)
         assert (cfg["warmup_atac_weight"], cfg["warmup_atac_weight_max_rise"]) == (None, None), overrides
     # a warm-up weight set explicitly without held-out cells is kept, unwatched

@@ -45,9 +45,10 @@ def model_config(overrides: dict | None = None) -> dict:
         raise ValueError(f"unknown model config keys: {sorted(unknown)}")
     cfg.update(overrides or {})
     choices = [k for k in CANDIDATE_KEYS if cfg[k]]
-    if choices or not cfg["validation_fraction"] > 0:
+    no_warm_up = not schedule_epochs(cfg["warmup_epochs"], cfg["n_epochs"]) >= 1
+    if choices or not cfg["validation_fraction"] > 0 or no_warm_up:
         # the default watched warm-up (full ATAC weight, given up when held-out ATAC worsens) gives way to a
-        # weight choice, and has nothing to watch without held-out cells: off unless set explicitly
+        # weight choice, and has nothing to watch without held-out cells or warm-up epochs: off unless set
         for key in WATCHED_WARMUP_KEYS:
             if key not in (overrides or {}):
                 cfg[key] = None
@@ -60,17 +61,20 @@ def model_config(overrides: dict | None = None) -> dict:
     if cfg["atac_weight_candidates"] and cfg["warmup_atac_weight"] is not None:
         raise ValueError("model.atac_weight_candidates compares ATAC weights by the warm-up they trained with: "
                          "set model.warmup_atac_weight to null to use it")
-    if cfg["warmup_atac_weight_candidates"] and not schedule_epochs(cfg["warmup_epochs"], cfg["n_epochs"]) >= 1:
+    if cfg["warmup_atac_weight_candidates"] and no_warm_up:
         raise ValueError("model.warmup_atac_weight_candidates are compared at the end of the warm-up: "
                          "model.warmup_epochs must be at least one epoch")
     if cfg["warmup_atac_weight_max_rise"] is not None and choices:
         raise ValueError(f"model.warmup_atac_weight_max_rise and model.{choices[0]} cannot both be set: "
                          "give up the warm-up weight in one run or choose it among candidates")
     # warmup_atac_weight_max_rise without warmup_atac_weight has nothing to watch (and is what a given-up run saves)
-    if (cfg["warmup_atac_weight_max_rise"] is not None and cfg["warmup_atac_weight"] is not None
-            and not cfg["validation_fraction"] > 0):
-        raise ValueError("model.warmup_atac_weight_max_rise watches held-out cells: "
-                         "model.validation_fraction must be > 0")
+    if cfg["warmup_atac_weight_max_rise"] is not None and cfg["warmup_atac_weight"] is not None:
+        if not cfg["validation_fraction"] > 0:
+            raise ValueError("model.warmup_atac_weight_max_rise watches held-out cells: "
+                             "model.validation_fraction must be > 0")
+        if no_warm_up:
+            raise ValueError("model.warmup_atac_weight_max_rise watches the warm-up: "
+                             "model.warmup_epochs must be at least one epoch")
     if not 0 <= cfg["atac_count_split"] < 1:
         raise ValueError(f"model.atac_count_split is {cfg['atac_count_split']}: the fraction of a cell's ATAC counts "
                          "the encoders read must be in [0, 1) (0 = off)")
@@ -224,7 +228,7 @@ class SCMVP:
         with reuse_large_buffers():
             if any(self.config[k] for k in CANDIDATE_KEYS):
                 self.history = train_choosing_atac_weight(self, make_trainer, checkpoint_dir)
-            elif all(self.config[k] is not None for k in ("warmup_atac_weight", "warmup_atac_weight_max_rise")):
+            elif all(self.config[k] is not None for k in WATCHED_WARMUP_KEYS):
                 self.history = train_giving_up_warmup_weight(self, make_trainer, checkpoint_dir)
             else:
                 self.history = pd.DataFrame(make_trainer(checkpoint_dir).train())

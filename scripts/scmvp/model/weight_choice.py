@@ -137,7 +137,8 @@ def train_giving_up_warmup_weight(model, make_trainer, checkpoint_dir=None) -> p
         history = pd.DataFrame(make_trainer(None if checkpoint_dir is None else
                                             os.path.join(checkpoint_dir, f"{key}_off")).train())
         epoch = min(cfg["warmup_epochs"], int(history["epoch"].max()))
-        rows.append({key: float(cfg["atac_weight"]), "epoch": epoch, "validation_atac_nll": held_out_nll(history, epoch),
+        rows.append({key: float(cfg["atac_weight"]), "epoch": epoch,
+                     "validation_atac_nll": held_out_nll(history, epoch),
                      "validation_rna_nll": held_out_nll(history, epoch, "rna"), "lowest_validation_atac_nll": math.nan,
                      "chosen": True})
     table = pd.DataFrame(rows)
