@@ -347,13 +347,13 @@ class Trainer:
                 with torch.no_grad():
                     val_terms, _, _ = self.run_epoch(val_cells, epoch, False)
                 row.update({f"validation_{t}": v for t, v in val_terms.items()})
-                if gives_up_warmup_weight(cfg, epoch, val_terms["atac_nll"], state["warmup_atac_lowest"]):
+                # every earlier epoch is a warm-up epoch while this one is
+                lowest = min((r["validation_atac_nll"] for r in state["history"]), default=None)
+                if gives_up_warmup_weight(cfg, epoch, val_terms["atac_nll"], lowest):
                     state["stopped"], state["given_up_epoch"] = True, epoch + 1
                     log.info("warm-up ATAC weight %g given up after epoch %d: held-out ATAC NLL %.2f, more than "
                              "%g above its lowest (%.2f)", cfg["warmup_atac_weight"], epoch + 1,
-                             val_terms["atac_nll"], cfg["warmup_atac_weight_max_rise"], state["warmup_atac_lowest"])
-                elif epoch < cfg["warmup_epochs"]:
-                    state["warmup_atac_lowest"] = min(val_terms["atac_nll"], state["warmup_atac_lowest"] or math.inf)
+                             val_terms["atac_nll"], cfg["warmup_atac_weight_max_rise"], lowest)
                 if patience > 0 and epoch >= first_scored:
                     state["last_loss"] = val_terms["total"]
                     if improves(val_terms["total"], state["best_loss"], min_delta):
@@ -398,8 +398,7 @@ class Trainer:
 
     def _initial_state(self):
         return {"epoch": 0, "history": [], "best_loss": float("inf"), "best_state": None, "best_epoch": None,
-                "last_loss": None, "bad_epochs": 0, "stopped": False, "numpy_rng": None,
-                "warmup_atac_lowest": None, "given_up_epoch": None}
+                "last_loss": None, "bad_epochs": 0, "stopped": False, "numpy_rng": None, "given_up_epoch": None}
 
     def _checkpoint_path(self):
         return os.path.join(self.checkpoint_dir, CHECKPOINT) if self.checkpoint_dir else None

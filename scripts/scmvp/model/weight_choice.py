@@ -52,6 +52,12 @@ def choose_atac_weight(held_out: dict, tolerance: float) -> float:
     return max(w for w, nll in held_out.items() if nll <= reference + abs(reference) * tolerance)
 
 
+def held_out_row(key: str, weight: float, history: pd.DataFrame, epoch: int) -> dict:
+    """A row of the weight-choice table: the weight under its config key, the epoch and the held-out NLLs there."""
+    return {key: weight, "epoch": epoch, "validation_atac_nll": held_out_nll(history, epoch),
+            "validation_rna_nll": held_out_nll(history, epoch, "rna")}
+
+
 # the config keys whose candidates switch the choice on (at most one may be set: scmvp.model_config)
 CANDIDATE_KEYS = ("atac_weight_candidates", "warmup_atac_weight_candidates")
 
@@ -87,9 +93,8 @@ def train_choosing_atac_weight(model, make_trainer, checkpoint_dir=None) -> pd.D
         history = pd.DataFrame(trainer.train(until_epoch=decision_epoch))
         # the decision epoch, or the epoch an early-stopped candidate ended with
         epoch = min(decision_epoch, trainer.final_epoch)
-        nll = held_out_nll(history, epoch)
-        rows.append({key: weight, "epoch": epoch, "validation_atac_nll": nll,
-                     "validation_rna_nll": held_out_nll(history, epoch, "rna")})
+        rows.append(held_out_row(key, weight, history, epoch))
+        nll = rows[-1]["validation_atac_nll"]
         log.info("%s %g: held-out ATAC NLL %.2f per cell after epoch %d", key, weight, nll, epoch)
         held_out = {r[key]: r["validation_atac_nll"] for r in rows}
         if choose_atac_weight(held_out, tolerance) == weight:
@@ -127,20 +132,17 @@ def train_giving_up_warmup_weight(model, make_trainer, checkpoint_dir=None) -> p
     given_up = trainer.given_up_epoch
     epoch = given_up or min(cfg["warmup_epochs"], int(history["epoch"].max()))
     warm_up = history[history["epoch"] < epoch]
-    rows = [{key: weight, "epoch": epoch, "validation_atac_nll": held_out_nll(history, epoch),
-             "validation_rna_nll": held_out_nll(history, epoch, "rna"),
-             "lowest_validation_atac_nll": float(warm_up["validation_atac_nll"].min()) if len(warm_up) else math.nan,
-             "chosen": given_up is None}]
+    rows = [dict(held_out_row(key, weight, history, epoch),
+                 lowest_validation_atac_nll=float(warm_up["validation_atac_nll"].min()) if len(warm_up) else math.nan,
+                 chosen=given_up is None)]
     if given_up is not None:
         cfg[key] = None
         model._build_module()
         history = pd.DataFrame(make_trainer(None if checkpoint_dir is None else
                                             os.path.join(checkpoint_dir, f"{key}_off")).train())
         epoch = min(cfg["warmup_epochs"], int(history["epoch"].max()))
-        rows.append({key: float(cfg["atac_weight"]), "epoch": epoch,
-                     "validation_atac_nll": held_out_nll(history, epoch),
-                     "validation_rna_nll": held_out_nll(history, epoch, "rna"), "lowest_validation_atac_nll": math.nan,
-                     "chosen": True})
+        rows.append(dict(held_out_row(key, float(cfg["atac_weight"]), history, epoch),
+                         lowest_validation_atac_nll=math.nan, chosen=True))
     table = pd.DataFrame(rows)
     log.info("warm-up ATAC weight %g %s (held-out ATAC NLL over its lowest in the warm-up, max rise %g):\n%s",
              weight, "kept" if given_up is None else f"given up after epoch {given_up}",
