@@ -45,6 +45,13 @@ def pytest_configure(config):
     config.addinivalue_line("markers", "scale: a model run at a real dataset's scale (make bench, not make test)")
 
 
+@pytest.fixture(scope="module")
+def small_sim():
+    """160 simulated cells, 5 types: the model tests' data (a fresh draw per test module)."""
+    from scmvp.simulate import simulate
+    return simulate(n_cells=160, n_genes=60, n_peaks=400, n_types=5, seed=3)
+
+
 @pytest.fixture(scope="session")
 def repo_root() -> Path:
     return REPO

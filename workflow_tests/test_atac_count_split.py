@@ -8,15 +8,9 @@ import torch
 
 from scmvp.model.data import ATAC_SCALE
 from scmvp.model.module import split_atac_counts
-from scmvp.simulate import simulate
 from test_model import FAST, build
 
 TRAINING = {"n_epochs": 4, "cycle_start_epoch": 2}   # shorter than test_model's FAST; the cycle still switches on
-
-
-@pytest.fixture(scope="module")
-def sim():
-    return simulate(n_cells=160, n_genes=60, n_peaks=400, n_types=5, seed=3)
 
 
 def dense(rows, cols, values, shape):
@@ -25,8 +19,8 @@ def dense(rows, cols, values, shape):
     return out
 
 
-def test_the_split_partitions_every_count_and_feeds_the_encoders_the_thinned_part(sim):
-    model = build(sim)
+def test_the_split_partitions_every_count_and_feeds_the_encoders_the_thinned_part(small_sim):
+    model = build(small_sim)
     data = model.data
     batch = data.batch(np.arange(64), "cpu")
     idf = torch.from_numpy(data.idf)
@@ -56,12 +50,12 @@ def test_the_split_partitions_every_count_and_feeds_the_encoders_the_thinned_par
     assert not torch.equal(encoder_batch["atac_value"], batch["atac_value"])
 
 
-def test_the_split_applies_to_training_steps_only(sim):
+def test_the_split_applies_to_training_steps_only(small_sim):
     """The same network scores a minibatch identically with and without the key when `split_atac` is off
     (validation), and differently when it is on (training: a likelihood over about half of the counts)."""
-    base = build(sim)
+    base = build(small_sim)
     plain, data = base.module.train(), base.data
-    split = build(sim, atac_count_split=0.5).module.train()
+    split = build(small_sim, atac_count_split=0.5).module.train()
     split.load_state_dict(plain.state_dict())
     batch = data.batch(np.arange(64), "cpu")
     idf = torch.from_numpy(data.idf)
@@ -80,16 +74,16 @@ def test_the_split_applies_to_training_steps_only(sim):
     torch.testing.assert_close(loss(split, True, seed=3)["atac_nll"], loss(split, True, seed=3)["atac_nll"])
 
 
-def test_a_model_trained_with_the_split_records_full_count_validation_and_a_finite_latent(sim):
-    model = build(sim, atac_count_split=0.5, **TRAINING)
+def test_a_model_trained_with_the_split_records_full_count_validation_and_a_finite_latent(small_sim):
+    model = build(small_sim, atac_count_split=0.5, **TRAINING)
     model.train()
     history = model.history
     assert np.isfinite(history["validation_atac_nll"]).all()
     # training scores the held-back half, validation every count: the training ATAC NLL per cell is the smaller
     assert (history["train_atac_nll"] < 0.8 * history["validation_atac_nll"]).all()
     latent = model.get_latent()
-    assert latent.shape == (sim.rna.shape[0], FAST["n_latent"]) and np.isfinite(latent).all()
-    again = build(sim, atac_count_split=0.5, **TRAINING)
+    assert latent.shape == (small_sim.rna.shape[0], FAST["n_latent"]) and np.isfinite(latent).all()
+    again = build(small_sim, atac_count_split=0.5, **TRAINING)
     again.train()
     np.testing.assert_array_equal(again.get_latent(), latent)          # the thinning follows the seed
 

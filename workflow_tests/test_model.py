@@ -33,11 +33,6 @@ FAST = {"n_latent": 8, "n_hidden": 32, "attention_dim": 16, "n_heads": 2, "n_tok
         "cycle_start_epoch": 3, "batch_size": 32, "min_steps_per_epoch": 1, "device": "cpu", "threads": 1, "seed": 0}
 
 
-@pytest.fixture(scope="module")
-def small_sim():
-    return simulate(n_cells=160, n_genes=60, n_peaks=400, n_types=5, seed=3)
-
-
 def build(sim, **overrides):
     return SCMVP(sim.rna, sim.atac, sim.peaks[["chrom", "start", "end"]], dict(FAST, **overrides))
 

@@ -9,13 +9,7 @@ import numpy as np
 import pytest
 
 from scmvp.model.trainer import atac_weight_at
-from scmvp.simulate import simulate
 from test_model import build
-
-
-@pytest.fixture(scope="module")
-def sim():
-    return simulate(n_cells=160, n_genes=60, n_peaks=400, n_types=5, seed=3)
 
 
 def atac_weight_per_epoch(history):
@@ -33,10 +27,10 @@ def test_the_weight_is_the_warm_up_weight_before_the_mixture_and_atac_weight_aft
     assert atac_weight_at(dict(cfg, warmup_atac_weight=0.0), 0) == 0.0          # 0 is a weight, not "unset"
 
 
-def test_a_trained_model_weighs_the_atac_by_the_epoch(sim):
+def test_a_trained_model_weighs_the_atac_by_the_epoch(small_sim):
     """The weight read back per epoch from the history is the warm-up weight in the first two epochs and atac_weight
     after."""
-    model = build(sim, n_epochs=4, warmup_epochs=2, kl_warmup_epochs=0, cycle_start_epoch=2, atac_weight=0.05,
+    model = build(small_sim, n_epochs=4, warmup_epochs=2, kl_warmup_epochs=0, cycle_start_epoch=2, atac_weight=0.05,
                   warmup_atac_weight=1.0)
     model.train()
     np.testing.assert_allclose(atac_weight_per_epoch(model.history), [1.0, 1.0, 0.05, 0.05], rtol=1e-4)
@@ -51,13 +45,13 @@ def test_the_warm_up_weight_and_the_weight_choice_exclude_each_other():
     assert model_config({"warmup_atac_weight": None, "atac_weight_candidates": [0.05, 0.3]})
 
 
-def test_the_warm_up_weight_chosen_from_held_out_atac_trains_on_at_atac_weight(sim, tmp_path, capsys):
+def test_the_warm_up_weight_chosen_from_held_out_atac_trains_on_at_atac_weight(small_sim, tmp_path, capsys):
     """`warmup_atac_weight_candidates`: each candidate trains through the warm-up, they are compared there, and the
     chosen one goes on at `atac_weight` -- the same model as training that warm-up weight alone."""
     from scmvp.model.weight_choice import choose_atac_weight
 
     schedule = dict(n_epochs=4, warmup_epochs=2, kl_warmup_epochs=0, cycle_start_epoch=2, atac_weight=0.05)
-    model = build(sim, warmup_atac_weight_candidates=[1.0, 0.05], warmup_atac_weight_tolerance=0.0,
+    model = build(small_sim, warmup_atac_weight_candidates=[1.0, 0.05], warmup_atac_weight_tolerance=0.0,
                   atac_weight_tolerance=1.0, **schedule)   # the whole run's tolerance is not the warm-up's
     history = model.train(checkpoint_dir=tmp_path)
     table = model.atac_weight_choice
@@ -68,7 +62,7 @@ def test_the_warm_up_weight_chosen_from_held_out_atac_trains_on_at_atac_weight(s
     assert model.config["warmup_atac_weight"] == chosen and (history["warmup_atac_weight"] == chosen).all()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["warmup_atac_weight_0.05", "warmup_atac_weight_1"]
     np.testing.assert_allclose(atac_weight_per_epoch(history), [chosen, chosen, 0.05, 0.05], rtol=1e-4)
-    alone = build(sim, warmup_atac_weight=chosen, **schedule)
+    alone = build(small_sim, warmup_atac_weight=chosen, **schedule)
     alone.train()
     np.testing.assert_array_equal(alone.get_latent(), model.get_latent())
     # the benchmarks print the candidates under the key they set
@@ -126,14 +120,14 @@ WATCHED = dict(n_epochs=12, warmup_epochs=10, kl_warmup_epochs=0, cycle_start_ep
 
 
 @pytest.fixture(scope="module")
-def given_up(sim, tmp_path_factory):
+def given_up(small_sim, tmp_path_factory):
     checkpoints = tmp_path_factory.mktemp("given_up")
-    model = build(sim, warmup_atac_weight=1.0, warmup_atac_weight_max_rise=0.0, **WATCHED)
+    model = build(small_sim, warmup_atac_weight=1.0, warmup_atac_weight_max_rise=0.0, **WATCHED)
     history = model.train(checkpoint_dir=checkpoints, progress=False)
     return model, history, checkpoints
 
 
-def test_a_warm_up_whose_held_out_atac_turns_worse_is_given_up_for_the_run_without_it(sim, given_up):
+def test_a_warm_up_whose_held_out_atac_turns_worse_is_given_up_for_the_run_without_it(small_sim, given_up):
     model, history, checkpoints = given_up
     table = model.atac_weight_choice
     assert table["warmup_atac_weight"].tolist() == [1.0, 0.05] and table["chosen"].tolist() == [False, True]
@@ -142,38 +136,38 @@ def test_a_warm_up_whose_held_out_atac_turns_worse_is_given_up_for_the_run_witho
     assert sorted(p.name for p in checkpoints.iterdir()) == ["last.pt", "warmup_atac_weight_off"]
     assert model.config["warmup_atac_weight"] is None and (history["warmup_atac_weight"] == 0.05).all()
     np.testing.assert_allclose(atac_weight_per_epoch(history), [0.05] * 12, rtol=1e-4)
-    alone = build(sim, warmup_atac_weight=None, **WATCHED)
+    alone = build(small_sim, warmup_atac_weight=None, **WATCHED)
     alone.train(progress=False)
     np.testing.assert_array_equal(alone.get_latent(), model.get_latent())
 
 
-def test_a_warm_up_within_the_max_rise_is_kept_in_one_run(sim, tmp_path):
-    model = build(sim, warmup_atac_weight_max_rise=0.05, **WATCHED)         # the default warm-up weight, 1
+def test_a_warm_up_within_the_max_rise_is_kept_in_one_run(small_sim, tmp_path):
+    model = build(small_sim, warmup_atac_weight_max_rise=0.05, **WATCHED)         # the default warm-up weight, 1
     history = model.train(checkpoint_dir=tmp_path, progress=False)
     table = model.atac_weight_choice
     assert table["warmup_atac_weight"].tolist() == [1.0] and table["chosen"].tolist() == [True]
     assert table["epoch"].tolist() == [10] and [p.name for p in tmp_path.iterdir()] == ["last.pt"]   # the plain layout
     np.testing.assert_allclose(atac_weight_per_epoch(history), [1.0] * 10 + [0.05] * 2, rtol=1e-4)
-    alone = build(sim, warmup_atac_weight=1.0, warmup_atac_weight_max_rise=None, **WATCHED)
+    alone = build(small_sim, warmup_atac_weight=1.0, warmup_atac_weight_max_rise=None, **WATCHED)
     alone.train(progress=False)
     np.testing.assert_array_equal(alone.get_latent(), model.get_latent())
 
 
-def test_a_rerun_of_a_given_up_warm_up_resumes_both_runs_and_the_model_saves(sim, given_up, tmp_path, caplog):
+def test_a_rerun_of_a_given_up_warm_up_resumes_both_runs_and_the_model_saves(small_sim, given_up, tmp_path, caplog):
     import pandas as pd
 
     from scmvp.model import SCMVP
     from scmvp.simulate_write import to_mudata
 
     model, _, checkpoints = given_up
-    again = build(sim, warmup_atac_weight=1.0, warmup_atac_weight_max_rise=0.0, **WATCHED)
+    again = build(small_sim, warmup_atac_weight=1.0, warmup_atac_weight_max_rise=0.0, **WATCHED)
     with caplog.at_level("INFO", logger="scmvp"):
         again.train(checkpoint_dir=checkpoints, progress=False)
     assert caplog.text.count("resuming from") == 2 and "epoch 1/" not in caplog.text     # nothing retrained
     pd.testing.assert_frame_equal(again.atac_weight_choice, model.atac_weight_choice)
     np.testing.assert_array_equal(again.get_latent(), model.get_latent())
     model.save(tmp_path / "model.pt")
-    loaded = SCMVP.load(tmp_path / "model.pt", to_mudata(sim, labels=False))
+    loaded = SCMVP.load(tmp_path / "model.pt", to_mudata(small_sim, labels=False))
     assert loaded.config["warmup_atac_weight"] is None
     pd.testing.assert_frame_equal(loaded.atac_weight_choice, model.atac_weight_choice)
 
@@ -208,12 +202,12 @@ def test_the_watched_warm_up_is_the_default_and_gives_way_to_a_choice_or_no_held
     assert (cfg["warmup_atac_weight"], cfg["warmup_atac_weight_max_rise"]) == (1.0, None)
 
 
-def test_a_model_saved_before_the_watched_warm_up_loads_as_trained_without_it(sim, tmp_path):
+def test_a_model_saved_before_the_watched_warm_up_loads_as_trained_without_it(small_sim, tmp_path):
     from scmvp.model import SCMVP
     from scmvp.simulate_write import to_mudata
     from test_model import saved_without
 
-    model = build(sim, n_epochs=1, warmup_atac_weight=None)
+    model = build(small_sim, n_epochs=1, warmup_atac_weight=None)
     old = saved_without(model, tmp_path, "config", "warmup_atac_weight", "warmup_atac_weight_max_rise")
-    loaded = SCMVP.load(old, to_mudata(sim, labels=False))
+    loaded = SCMVP.load(old, to_mudata(small_sim, labels=False))
     assert (loaded.config["warmup_atac_weight"], loaded.config["warmup_atac_weight_max_rise"]) == (None, None)
