@@ -32,14 +32,15 @@ sys.path.insert(0, str(REPO / "scripts"))
 
 
 def parse_settings(pairs) -> dict:
-    """`KEY=VALUE` model settings: Python literals (40, 0.1, True), true / false, else the text."""
+    """`KEY=VALUE` model settings: Python literals (40, 0.1, True, None), true / false / null as in the YAML config
+    (null: a key switched off, e.g. warmup_atac_weight=null), else the text."""
     settings = {}
     for pair in pairs:
         key, _, value = pair.partition("=")
         try:
             settings[key] = ast.literal_eval(value)
         except (ValueError, SyntaxError):
-            settings[key] = {"true": True, "false": False}.get(value.lower(), value)
+            settings[key] = {"true": True, "false": False, "null": None}.get(value.lower(), value)
     return settings
 
 

@@ -33,8 +33,8 @@ def test_verdict_compares_scmvp_mean_with_the_best_baseline_per_score():
 
 
 def test_finished_runs_are_skipped_and_settings_keep_runs_apart():
-    assert bench_tissue.parse_settings(["n_epochs=40", "cycle=false", "prior=normal"]) == {
-        "n_epochs": 40, "cycle": False, "prior": "normal"}
+    assert bench_tissue.parse_settings(["n_epochs=40", "cycle=false", "prior=normal", "warmup_atac_weight=null"]) == {
+        "n_epochs": 40, "cycle": False, "prior": "normal", "warmup_atac_weight": None}
     defaults = bc.settings_label({})
     assert defaults.startswith("defaults @")
     assert bc.settings_label({"n_epochs": 40, "cycle_start_epoch": 20}).startswith("cycle_start_epoch=20 n_epochs=40 @")
