@@ -81,6 +81,24 @@ def test_misspelled_model_key_suggests_the_right_one(tmp_path):
     assert_short(output)
 
 
+def test_the_model_api_checks_its_config_as_the_workflow_does():
+    """`SCMVP(..., config)` and the benchmarks' `--set` go through `model_config`: a wrong type or a misspelled
+    key stops there with the workflow's one-line message, not later inside training (a text "null" for a weight
+    once reached the trainer that way)."""
+    from scmvp.config_check import ConfigError
+    from scmvp.model import model_config
+
+    with pytest.raises(ConfigError, match=r"^config: model: unknown key 'n_epoch' .*did you mean 'n_epochs'\?$"):
+        model_config({"n_epoch": 5})
+    with pytest.raises(ConfigError, match=r"^config: model.warmup_atac_weight: 'null' is not of type 'number', 'null'$"):
+        model_config({"warmup_atac_weight": "null"})
+    with pytest.raises(ConfigError, match=r"^config: model.n_latent: 1 is less than the minimum of 2$"):
+        model_config({"n_latent": 1})
+    assert model_config({"n_latent": 8, "warmup_atac_weight": None})["n_latent"] == 8
+    resolved = model_config()
+    assert model_config(resolved) == resolved          # a saved model's resolved config passes the check
+
+
 # ------------------------------------------------------------------------------ the check itself, no Snakemake
 @pytest.fixture(scope="module")
 def schema():

@@ -13,6 +13,7 @@ import torch
 import yaml
 
 from ..batches import batch_labels, obs_column, obs_columns, resolve_batch_key  # noqa: F401
+from ..config_check import ConfigError, config_problems
 from ..errors import InputError
 from .data import RNA_SCALE, PairedData
 from .host_memory import reuse_large_buffers
@@ -26,11 +27,23 @@ log = logging.getLogger("scmvp.model")
 SCHEMA = Path(__file__).resolve().parents[3] / "config" / "schemas" / "config.schema.yaml"
 
 
+def _model_schema() -> dict:
+    return yaml.safe_load(SCHEMA.read_text())["properties"]["model"]
+
+
 def model_defaults() -> dict:
     """Defaults of the config's `model` section, read from the JSON schema (the single source)."""
-    schema = yaml.safe_load(SCHEMA.read_text())
-    props = schema["properties"]["model"]["properties"]
+    props = _model_schema()["properties"]
     return {k: v["default"] for k, v in props.items() if "default" in v}
+
+
+def check_model_overrides(overrides: dict) -> None:
+    """Raise ConfigError (a ValueError) when `overrides` break the schema's `model` section -- an unknown or
+    misspelled key, a wrong type, a value out of range -- with the workflow's one-line messages; so the
+    in-process API (`SCMVP(..., config)`, the benchmarks' `--set`) refuses what the workflow's config check does."""
+    problems = config_problems({"model": dict(overrides)}, {"type": "object", "properties": {"model": _model_schema()}})
+    if problems:
+        raise ConfigError("\n".join(problems))
 
 
 # the watched warm-up (`weight_choice.train_giving_up_warmup_weight`), on by default
@@ -40,9 +53,7 @@ SCHEDULE_KEYS = ("warmup_epochs", "kl_warmup_epochs", "cycle_start_epoch", "atac
 
 def model_config(overrides: dict | None = None) -> dict:
     cfg = model_defaults()
-    unknown = set(overrides or {}) - set(cfg)
-    if unknown:
-        raise ValueError(f"unknown model config keys: {sorted(unknown)}")
+    check_model_overrides(overrides or {})
     cfg.update(overrides or {})
     choices = [k for k in CANDIDATE_KEYS if cfg[k]]
     no_warm_up = not schedule_epochs(cfg["warmup_epochs"], cfg["n_epochs"]) >= 1
