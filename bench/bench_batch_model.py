@@ -34,7 +34,7 @@ def main():
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--batch-key", default="sample")
     parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="model config overrides (YAML values)")
+    parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="model config overrides (bench_tissue.parse_settings)")
     parser.add_argument("--baselines", nargs="*", default=[], metavar="METHOD",
                         help="also score these baselines with the batches their own way (rna_pca/atac_lsi/wnn: "
                              "Harmony; scvi/multivi: batch_key; mofa: groups) and without (variant 'no batch')")
@@ -44,7 +44,7 @@ def main():
     args = parser.parse_args()
 
     import mudata as md
-    import yaml
+    from bench_tissue import parse_settings
     from scmvp.integration import integration_scores
     from scmvp.metrics import knn_graph, knn_label_transfer, score_clusterings
     from scmvp.model import SCMVP
@@ -52,7 +52,7 @@ def main():
     mdata = md.read_h5mu(args.mdata)
     labels = mdata.obs["label"].astype(str).to_numpy()
     batches = mdata.obs[args.batch_key].astype(str).to_numpy()
-    overrides = {key: yaml.safe_load(value) for key, value in (item.split("=", 1) for item in args.set)}
+    overrides = parse_settings(args.set)
     rows = []
 
     def record(method, variant, seed, latent, seconds):

@@ -95,18 +95,15 @@ def main(argv=None):
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
     parser.add_argument("--ablations", action="store_true", help="also run the ablation variants")
     parser.add_argument("--variants", nargs="+", default=None, help=f"subset of {list(ABLATIONS)}")
-    parser.add_argument("--set", nargs="*", default=[], help="model config overrides key=value (YAML values)")
+    parser.add_argument("--set", nargs="*", default=[], help="model config overrides KEY=VALUE (bench_tissue.parse_settings)")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--baselines", nargs="*", default=[], help="also score these methods (scmvp.baselines)")
     args = parser.parse_args(argv)
     import torch
-    import yaml
+    from bench_tissue import parse_settings
 
     torch.set_num_threads(args.threads)
-    base = {"device": "cpu", "threads": args.threads}
-    for item in args.set:
-        key, value = item.split("=", 1)
-        base[key] = yaml.safe_load(value)
+    base = {"device": "cpu", "threads": args.threads, **parse_settings(args.set)}
     mdata = read_scicar()
     data = load_scicar(mdata=mdata)
     variants = args.variants or (list(ABLATIONS) if args.ablations else ["full"])

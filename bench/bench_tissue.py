@@ -32,8 +32,9 @@ sys.path.insert(0, str(REPO / "scripts"))
 
 
 def parse_settings(pairs) -> dict:
-    """`KEY=VALUE` model settings: Python literals (40, 0.1, True, None), true / false / null as in the YAML config
-    (null: a key switched off, e.g. warmup_atac_weight=null), else the text."""
+    """`KEY=VALUE` model settings of every bench script: Python literals (40, 1e-3, [0.05, 1], True, None), true /
+    false / null as in the YAML config (null: a key switched off, e.g. warmup_atac_weight=null), else the text
+    (which the model's config check then names if the key wants a number)."""
     settings = {}
     for pair in pairs:
         key, _, value = pair.partition("=")
