@@ -106,6 +106,10 @@ Design choices worth knowing:
   ~1.5 GiB (bench/RESULTS.md, "Page faults of large buffers").
 * Imputation: RNA = NB means at library 1e4; ATAC = P(y > 0) of the ZIP at the median ATAC library size;
   both dense float32, written chunk by chunk into the output HDF5 (never all cells x peaks in memory).
+* Config (`model_config`): the settings given to `SCMVP(...)` are checked against the `model` section of
+  config/schemas/config.schema.yaml (the defaults' single source) with the workflow's one-line messages
+  (`scmvp.config_check.ConfigError`, a ValueError): an unknown key, a wrong type or a value out of range stops
+  there, not inside training.
 """
 from .scmvp import SCMVP, model_config, model_defaults
 
