@@ -66,6 +66,8 @@ def embeddings(mdata, seed: int, settings: dict, threads: int) -> tuple[dict, di
     reseeded = history["reseeded_components"].fillna(0).astype(int) if "reseeded_components" in history else []
     print(f"# seed {seed}: GMM prior of {model.module.n_components or 0} components; components re-seeded per "
           f"epoch: {' '.join(map(str, reseeded))}", flush=True)
+    if model.atac_weight_choice is not None:        # a weight choice, or the watched warm-up kept / given up
+        print(f"# seed {seed}: {model.atac_weight_choice.to_string(index=False)}", flush=True)
     experts = model.get_expert_latents()
     out = {"joint": model.get_latent(), "rna_expert": experts["rna"][0], "atac_expert": experts["atac"][0],
            "both_experts": np.hstack([experts["rna"][0], experts["atac"][0]])}
