@@ -86,9 +86,6 @@ def model_config(overrides: dict | None = None) -> dict:
         if no_warm_up:
             raise ValueError("model.warmup_atac_weight_max_rise watches the warm-up: "
                              "model.warmup_epochs must be at least one epoch")
-    if not 0 <= cfg["atac_count_split"] < 1:
-        raise ValueError(f"model.atac_count_split is {cfg['atac_count_split']}: the fraction of a cell's ATAC counts "
-                         "the encoders read must be in [0, 1) (0 = off)")
     for key in SCHEDULE_KEYS:
         cfg[key] = schedule_epochs(cfg[key], cfg["n_epochs"])
     return cfg
