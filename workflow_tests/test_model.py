@@ -850,13 +850,14 @@ def test_split_merge_moves_the_prior_and_the_cluster_embeddings_together(small_s
 
 def test_gmm_min_variance_floors_every_component_through_fit_em_and_gradient_steps(small_sim):
     """model.gmm_min_variance: no component's variance drops below the floor, whatever EM or the KL gradient
-    would set; 0 (the default) leaves the fitted variances as they are."""
+    would set; 0 leaves the fitted variances as they are; the default is 0.5 (bench/RESULTS.md, stop 47)."""
     from scmvp.model.trainer import Trainer, build_optimizer
 
     cells = np.arange(small_sim.rna.shape[0])
     variances = {}
-    for floor in (0.0, 1.0):
-        model = build(small_sim, n_components=3, gmm_min_variance=floor)
+    for floor in (0.0, 1.0, None):
+        model = (build(small_sim, n_components=3) if floor is None
+                 else build(small_sim, n_components=3, gmm_min_variance=floor))
         trainer = Trainer(model, progress=False)
         model.module.attach_gmm(3)
         model.module.prior.set(*trainer.fit_gmm(cells)[1:])
@@ -869,6 +870,10 @@ def test_gmm_min_variance_floors_every_component_through_fit_em_and_gradient_ste
     assert float(variances[0.0][0].min()) < 0.9 and float(variances[0.0][1].min()) < 0.9
     for stage in variances[1.0]:
         assert float(stage.min()) >= 1.0 - 1e-6
+    # the default floors at 0.5: the same fit and EM step, no variance below it, and some held at it
+    for stage in variances[None]:
+        assert float(stage.min()) >= 0.5 - 1e-6
+    assert float(variances[None][1].min()) < 0.5 + 1e-4
 # -- end to end: rule impute -------------------------------------------------------------------------------
 def test_imputed_h5mu_contract(tiny_workflow):
     import mudata
