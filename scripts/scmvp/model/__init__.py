@@ -38,6 +38,11 @@ Design choices worth knowing:
   latent means two Gaussians describe better (BIC) and merge the two components cheapest to describe as one
   (scmvp.model.gmm_moves; the decoders' cluster embeddings follow the move).
   `n_components: auto` = number of Leiden clusters (kNN graph, resolution 1) of the warm-up latent.
+  No component's variance falls below `gmm_min_variance` (default 0.5 since stop 47; fit, EM and gradient
+  steps): without a floor the prior tightens itself (EM shrinks a component to its cells' spread, the KL pulls
+  them closer) and squeezes the example simulator's trajectory into clumps that KMeans cuts off the labels'
+  split; with the full-weight warm-up the floor also clusters the tissue better (bench/RESULTS.md, "The
+  variance floor 0.5 with the watched warm-up becomes the default").
 * Optimisation: an epoch has at least `min_steps_per_epoch` steps (further shuffled passes over a small
   dataset), so the schedules counted in epochs (GMM warm-up, KL warm-up, cycle start) get enough optimizer
   steps; batch 32; AdamW with a cosine decay of the learning rate to `final_lr_fraction` x lr at the end.
