@@ -106,7 +106,7 @@ class SCMVPModule(nn.Module):
     def __init__(self, n_genes, n_peaks, n_latent=20, n_hidden=128, n_components=1, n_tokens=64, n_heads=4,
                  n_transformer_layers=2, top_genes_attended=256, attention_dim=64, prior="gmm", rna_encoder="attention",
                  atac_encoder="mlp", cycle=True, cluster_guidance=True, atac_weight=1.0, dropout=0.1,
-                 n_batches=0, encode_batch=False, gmm_min_variance=0.0, cycle_moves_joint=True,
+                 n_batches=0, encode_batch=False, gmm_min_variance=0.5, cycle_moves_joint=True,
                  joint_posterior="poe", atac_depth_covariate=False, atac_count_split=0.0):
         super().__init__()
         self.atac_count_split = float(atac_count_split)
