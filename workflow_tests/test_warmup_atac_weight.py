@@ -211,3 +211,41 @@ def test_a_model_saved_before_the_watched_warm_up_loads_as_trained_without_it(sm
     old = saved_without(model, tmp_path, "config", "warmup_atac_weight", "warmup_atac_weight_max_rise")
     loaded = SCMVP.load(old, to_mudata(small_sim, labels=False))
     assert (loaded.config["warmup_atac_weight"], loaded.config["warmup_atac_weight_max_rise"]) == (None, None)
+
+
+def test_the_mixture_is_fitted_the_settle_epochs_after_a_warm_up_at_its_own_weight():
+    from scmvp.model.scmvp import model_config
+    from scmvp.model.trainer import mixture_fit_epoch
+
+    cfg = {"warmup_epochs": 3, "warmup_atac_weight": 1.0, "warmup_atac_weight_settle_epochs": 2}
+    assert mixture_fit_epoch(cfg) == 5
+    assert mixture_fit_epoch(dict(cfg, warmup_atac_weight=None)) == 3       # no warm-up weight (or given up)
+    assert mixture_fit_epoch(dict(cfg, warmup_atac_weight_settle_epochs=0)) == 3
+    assert model_config({"warmup_atac_weight_settle_epochs": 0.1})["warmup_atac_weight_settle_epochs"] == 4  # of 40
+
+
+def test_a_trained_model_settles_at_atac_weight_under_the_normal_prior_before_the_mixture(small_sim):
+    """Epochs 3-4 (1-based) run at atac_weight with no mixture yet; the mixture is attached for epoch 5. Without a
+    warm-up weight the same settle key changes nothing: the mixture comes after warmup_epochs."""
+    settings = dict(n_epochs=6, warmup_epochs=2, warmup_atac_weight_settle_epochs=2, kl_warmup_epochs=0,
+                    cycle_start_epoch=2, atac_weight=0.05, warmup_atac_weight_max_rise=None)
+    model = build(small_sim, warmup_atac_weight=1.0, **settings)
+    model.train()
+    np.testing.assert_allclose(atac_weight_per_epoch(model.history), [1.0, 1.0] + [0.05] * 4, rtol=1e-4)
+    assert (model.history["n_active_components"].to_numpy()[:4] == 0).all()
+    assert (model.history["n_active_components"].to_numpy()[4:] > 0).all()
+    plain = build(small_sim, warmup_atac_weight=None, **settings)
+    plain.train()
+    assert (plain.history["n_active_components"].to_numpy()[:2] == 0).all()
+    assert (plain.history["n_active_components"].to_numpy()[2:] > 0).all()
+
+
+def test_a_model_saved_before_the_settle_epochs_loads_as_fitted_at_the_end_of_the_warm_up(small_sim, tmp_path):
+    from scmvp.model import SCMVP
+    from scmvp.simulate_write import to_mudata
+    from test_model import saved_without
+
+    model = build(small_sim, n_epochs=1, warmup_atac_weight=None)
+    old = saved_without(model, tmp_path, "config", "warmup_atac_weight_settle_epochs")
+    loaded = SCMVP.load(old, to_mudata(small_sim, labels=False))
+    assert loaded.config["warmup_atac_weight_settle_epochs"] == 0

@@ -48,7 +48,8 @@ def check_model_overrides(overrides: dict) -> None:
 
 # the watched warm-up (`weight_choice.train_giving_up_warmup_weight`), on by default
 WATCHED_WARMUP_KEYS = ("warmup_atac_weight", "warmup_atac_weight_max_rise")
-SCHEDULE_KEYS = ("warmup_epochs", "kl_warmup_epochs", "cycle_start_epoch", "atac_weight_decision_epoch")
+SCHEDULE_KEYS = ("warmup_epochs", "kl_warmup_epochs", "cycle_start_epoch", "atac_weight_decision_epoch",
+                 "warmup_atac_weight_settle_epochs")
 
 
 def model_config(overrides: dict | None = None) -> dict:
@@ -365,6 +366,8 @@ class SCMVP:
         # saved before the watched warm-up became the default (stop 44): trained without it
         for key in WATCHED_WARMUP_KEYS:
             cfg.setdefault(key, None)
+        # saved before the settle epochs existed (stop 48): the mixture was fitted at the end of the warm-up
+        cfg.setdefault("warmup_atac_weight_settle_epochs", 0)
         if device is not None:
             cfg["device"] = device
         categories = payload.get("batch_categories")

@@ -90,12 +90,21 @@ def gives_up_warmup_weight(cfg: dict, epoch: int, nll: float, lowest) -> bool:
     return nll > lowest + abs(lowest) * limit
 
 
+def mixture_fit_epoch(cfg: dict) -> int:
+    """Epoch (0-based) before which the GMM prior is fitted: `warmup_epochs`, and where the warm-up ran at its own
+    ATAC weight (`warmup_atac_weight`), `warmup_atac_weight_settle_epochs` later -- epochs at `atac_weight` still
+    under N(0, I), in which the types the full-weight warm-up pushed together by their RNA come apart again before
+    the mixture is fitted on the latent."""
+    settle = cfg.get("warmup_atac_weight_settle_epochs") or 0
+    return cfg["warmup_epochs"] + (settle if cfg.get("warmup_atac_weight") is not None else 0)
+
+
 def first_scored_epoch(cfg: dict) -> int:
     """First epoch (0-based) that early stopping scores: every schedule is on for the whole epoch (beta at
     kl_weight from its first step, the GMM attached, the cycle term on). An earlier epoch has a lower validation
     total (less KL, no cycle term) that stays "best", and its state may predate the GMM (so it cannot be
     restored)."""
-    return max(cfg["kl_warmup_epochs"], cfg["warmup_epochs"] if cfg["prior"] == "gmm" else 0,
+    return max(cfg["kl_warmup_epochs"], mixture_fit_epoch(cfg) if cfg["prior"] == "gmm" else 0,
                cfg["cycle_start_epoch"] if cfg["cycle"] else 0)
 
 
@@ -331,7 +340,7 @@ class Trainer:
         while state["epoch"] < end and not state["stopped"]:
             epoch = state["epoch"]
             start = time.perf_counter()
-            if cfg["prior"] == "gmm" and module.prior is None and epoch >= cfg["warmup_epochs"]:
+            if cfg["prior"] == "gmm" and module.prior is None and epoch >= mixture_fit_epoch(cfg):
                 k, weights, means, variances = self.fit_gmm(train_cells)
                 new_params = module.attach_gmm(k)
                 module.prior.set(weights, means, variances)
