@@ -217,11 +217,14 @@ def test_the_mixture_is_fitted_the_settle_epochs_after_a_warm_up_at_its_own_weig
     from scmvp.model.scmvp import model_config
     from scmvp.model.trainer import mixture_fit_epoch
 
-    cfg = {"warmup_epochs": 3, "warmup_atac_weight": 1.0, "warmup_atac_weight_settle_epochs": 2}
+    cfg = {"n_epochs": 10, "warmup_epochs": 3, "warmup_atac_weight": 1.0, "warmup_atac_weight_settle_epochs": 2}
     assert mixture_fit_epoch(cfg) == 5
+    assert mixture_fit_epoch(dict(cfg, n_epochs=5)) == 4            # the last epoch still has the mixture
+    assert mixture_fit_epoch(dict(cfg, n_epochs=3)) == 3            # the warm-up itself as long as the run: as set
     assert mixture_fit_epoch(dict(cfg, warmup_atac_weight=None)) == 3       # no warm-up weight (or given up)
     assert mixture_fit_epoch(dict(cfg, warmup_atac_weight_settle_epochs=0)) == 3
-    assert model_config({"warmup_atac_weight_settle_epochs": 0.1})["warmup_atac_weight_settle_epochs"] == 4  # of 40
+    assert model_config()["warmup_atac_weight_settle_epochs"] == 4                 # the default: 0.1 of 40 epochs
+    assert model_config({"n_epochs": 60})["warmup_atac_weight_settle_epochs"] == 6
 
 
 def test_a_trained_model_settles_at_atac_weight_under_the_normal_prior_before_the_mixture(small_sim):

@@ -74,6 +74,11 @@ Design choices worth knowing:
   simulator after 13-16). `warmup_atac_weight_candidates` instead trains each candidate's warm-up and compares them
   at its end, as the weight choice does for the whole run (bench/RESULTS.md, "The ATAC weight of the warm-up",
   "The warm-up weight given up in one run").
+  `warmup_atac_weight_settle_epochs` puts epochs at `atac_weight`, still under N(0, I), between a kept warm-up
+  and the mixture's fit: the full-weight warm-up latent has merged types that differ only in RNA (the tissue's
+  RNA-only types: 15-NN recall near 0 at its end), which come apart within a few epochs at `atac_weight`; fitted
+  there, the mixture gets components for them (tissue: 10-11 instead of 7-10) before it starts pulling cells to
+  its means. Where the warm-up weight is null or given up, the mixture comes after `warmup_epochs` as before.
 * Cluster guidance: p(c|z) weights learned cluster embeddings, gated by the decoder state, added to the
   decoders' hidden layer. ZIP dropout logits = per-peak logit + per-cell offset (cheaper than a second
   hidden x peaks head).

@@ -96,7 +96,10 @@ def mixture_fit_epoch(cfg: dict) -> int:
     under N(0, I), in which the types the full-weight warm-up pushed together by their RNA come apart again before
     the mixture is fitted on the latent."""
     settle = cfg.get("warmup_atac_weight_settle_epochs") or 0
-    return cfg["warmup_epochs"] + (settle if cfg.get("warmup_atac_weight") is not None else 0)
+    if cfg.get("warmup_atac_weight") is None or not settle:
+        return cfg["warmup_epochs"]
+    # never so late that the run ends without its mixture (a short run: the settle epochs give way)
+    return min(cfg["warmup_epochs"] + settle, max(cfg["warmup_epochs"], cfg["n_epochs"] - 1))
 
 
 def first_scored_epoch(cfg: dict) -> int:
