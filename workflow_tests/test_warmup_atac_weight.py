@@ -217,8 +217,10 @@ def test_the_mixture_is_fitted_the_settle_epochs_after_a_warm_up_at_its_own_weig
     from scmvp.model.scmvp import model_config
     from scmvp.model.trainer import mixture_fit_epoch
 
-    cfg = {"n_epochs": 10, "warmup_epochs": 3, "warmup_atac_weight": 1.0, "warmup_atac_weight_settle_epochs": 2}
+    cfg = {"n_epochs": 10, "warmup_epochs": 3, "atac_weight": 0.05, "warmup_atac_weight": 1.0,
+           "warmup_atac_weight_settle_epochs": 2}
     assert mixture_fit_epoch(cfg) == 5
+    assert mixture_fit_epoch(dict(cfg, warmup_atac_weight=0.05)) == 3       # the same weight: nothing to settle
     assert mixture_fit_epoch(dict(cfg, n_epochs=5)) == 4            # the last epoch still has the mixture
     assert mixture_fit_epoch(dict(cfg, n_epochs=3)) == 3            # the warm-up itself as long as the run: as set
     assert mixture_fit_epoch(dict(cfg, warmup_atac_weight=None)) == 3       # no warm-up weight (or given up)
