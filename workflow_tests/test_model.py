@@ -625,19 +625,24 @@ def test_kl_weight_caps_beta_in_training_and_validation(small_sim, monkeypatch):
     assert history["beta"].tolist()[-2:] == [pytest.approx(0.4)] * 2
 
 
-def test_best_state_restores_when_the_gmm_starts_last(small_sim, tmp_path, monkeypatch):
+@pytest.mark.parametrize("settle", [0, 1])
+def test_best_state_restores_when_the_gmm_starts_last(small_sim, tmp_path, monkeypatch, settle):
     """warmup_epochs 3 > kl_warmup_epochs = cycle_start_epoch = 1: a best state from before the GMM could not
-    be restored (missing rna_decoder.guidance.embedding)."""
-    cfg = dict(n_epochs=6, warmup_epochs=3, kl_warmup_epochs=1, cycle_start_epoch=1, early_stopping_patience=1)
+    be restored (missing rna_decoder.guidance.embedding). With a settle epoch after the (kept) full-weight warm-up
+    the GMM starts one epoch later, and so does scoring."""
+    cfg = dict(n_epochs=6, warmup_epochs=3, kl_warmup_epochs=1, cycle_start_epoch=1, early_stopping_patience=1,
+               warmup_atac_weight_settle_epochs=settle)
     model = build(small_sim, **cfg)                         # the real validation totals
     history = model.train(checkpoint_dir=tmp_path / "real", progress=False)
     ckpt = torch.load(tmp_path / "real" / "last.pt", weights_only=False)
-    assert len(history) >= 4 and ckpt["best_epoch"] >= 4
+    assert model.atac_weight_choice["chosen"].tolist() == [True]                     # the warm-up weight kept
+    assert len(history) >= 4 + settle and ckpt["best_epoch"] >= 4 + settle
+    assert history["n_active_components"].tolist()[:3 + settle] == [0] * (3 + settle)
     _fake_validation_totals(monkeypatch, float)             # the first scored epoch is best: really restored
     model = build(small_sim, **cfg)
     model.train(checkpoint_dir=tmp_path / "fake", progress=False)
     ckpt = torch.load(tmp_path / "fake" / "last.pt", weights_only=False)
-    assert ckpt["stopped"] and ckpt["best_epoch"] == 4 and ckpt["epoch"] == 5
+    assert ckpt["stopped"] and ckpt["best_epoch"] == 4 + settle and ckpt["epoch"] == 5 + settle
     state = model.module.state_dict()
     assert "rna_decoder.guidance.embedding" in state and state.keys() == ckpt["best_state"].keys()
     assert all(torch.equal(state[k], v) for k, v in ckpt["best_state"].items())
