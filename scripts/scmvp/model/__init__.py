@@ -51,7 +51,8 @@ Design choices worth knowing:
   and ended at ARI 0.61; at batch 32 all five reach 0.63 within 100 s).
 * Schedule: the schedule keys are epochs or fractions of `n_epochs` (resolved to epochs by
   `scmvp.model.scmvp.model_config`). Default: 40 epochs, the normal prior and no cycle term for the first half,
-  the mixture fitted after epoch 20 and the cycle from epoch 21, no early stopping. A mixture fitted after 2
+  the mixture fitted after epoch 20 (24 where the full-weight warm-up is kept: the settle epochs below) and the
+  cycle from epoch 21, no early stopping. A mixture fitted after 2
   epochs (the earlier default) locks in types that have not yet separated -- the tissue's single-modality types,
   the example simulator's close pair in one model seed of five -- and does not let them go; with the late fit
   they have their own components. The cost: sci-CAR's time points, which the early mixture finds (KMeans ARI
@@ -77,7 +78,7 @@ Design choices worth knowing:
   `warmup_atac_weight_settle_epochs` puts epochs at `atac_weight`, still under N(0, I), between a kept warm-up
   and the mixture's fit: the full-weight warm-up latent has merged types that differ only in RNA (the tissue's
   RNA-only types: 15-NN recall near 0 at its end), which come apart within a few epochs at `atac_weight`; fitted
-  there, the mixture gets components for them (tissue: 10-11 instead of 7-10) before it starts pulling cells to
+  there, the mixture gets components for them (simulated tissues: 9-11 instead of 7-10) before it pulls cells to
   its means. Where the warm-up weight is null or given up, the mixture comes after `warmup_epochs` as before.
 * Cluster guidance: p(c|z) weights learned cluster embeddings, gated by the decoder state, added to the
   decoders' hidden layer. ZIP dropout logits = per-peak logit + per-cell offset (cheaper than a second
