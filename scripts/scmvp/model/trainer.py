@@ -92,9 +92,9 @@ def gives_up_warmup_weight(cfg: dict, epoch: int, nll: float, lowest) -> bool:
 
 def mixture_fit_epoch(cfg: dict) -> int:
     """Epoch (0-based) before which the GMM prior is fitted: `warmup_epochs`, and where the warm-up ran at its own
-    ATAC weight (`warmup_atac_weight`, not `atac_weight`), `warmup_atac_weight_settle_epochs` later -- epochs at `atac_weight` still
-    under N(0, I), in which the types the full-weight warm-up pushed together by their RNA come apart again before
-    the mixture is fitted on the latent."""
+    ATAC weight (`warmup_atac_weight`, not `atac_weight`), `warmup_atac_weight_settle_epochs` later -- epochs at
+    `atac_weight` still under N(0, I), in which the types the full-weight warm-up pushed together by their RNA
+    come apart again before the mixture is fitted on the latent."""
     settle = cfg.get("warmup_atac_weight_settle_epochs") or 0
     if cfg.get("warmup_atac_weight") in (None, cfg.get("atac_weight")) or not settle:   # no change of weight
         return cfg["warmup_epochs"]
