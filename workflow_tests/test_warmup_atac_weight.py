@@ -250,7 +250,7 @@ def test_a_model_saved_before_the_settle_epochs_loads_as_fitted_at_the_end_of_th
     from scmvp.simulate_write import to_mudata
     from test_model import saved_without
 
-    model = build(small_sim, n_epochs=1, warmup_atac_weight=None)
+    model = build(small_sim, n_epochs=10, warmup_atac_weight=None)   # today's default would resolve to 1 epoch here
     old = saved_without(model, tmp_path, "config", "warmup_atac_weight_settle_epochs")
     loaded = SCMVP.load(old, to_mudata(small_sim, labels=False))
     assert loaded.config["warmup_atac_weight_settle_epochs"] == 0
